@@ -1,0 +1,3 @@
+from icsbridge.cli import app
+
+app()

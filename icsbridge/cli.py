@@ -1,0 +1,142 @@
+"""The `icsbridge` command: the bridge, the simulator and small iCS tools."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from icsbridge.ics import shell
+
+if TYPE_CHECKING:
+    from icsbridge.ics.sim.topology import Topology as TopologyModel
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+ics_app = typer.Typer(no_args_is_help=True, help="Read, write and watch iCS items from a shell.")
+app.add_typer(ics_app, name="ics")
+
+Ics = Annotated[str, typer.Option("--ics", help="iCS WebSocket address.", show_default=True)]
+User = Annotated[str, typer.Option(envvar="ICS_USER", help="iCS user.")]
+Password = Annotated[str, typer.Option(envvar="ICS_PASSWORD", help="iCS password.")]
+Line = Annotated[str, typer.Argument(help="Line number, '*', or '-' for system items.")]
+Address = Annotated[str, typer.Argument(help="Module address, 1000 for the crate, '*' or '-'.")]
+Channel = Annotated[str, typer.Argument(help="Channel, '*', or '-' (or '') for crate/module.")]
+Item = Annotated[str, typer.Argument(help="Item name, e.g. Status.voltageMeasure.")]
+Verbose = Annotated[int, typer.Option("--verbose", "-v", count=True, help="More log output.")]
+Topology = Annotated[
+    Path | None,
+    typer.Option("--topology", exists=True, dir_okay=False, help="Topology YAML file."),
+]
+Modules = Annotated[int | None, typer.Option(help="Uniform topology: number of modules.")]
+Channels = Annotated[int, typer.Option(help="Uniform topology: channels per module.")]
+TimeScale = Annotated[float, typer.Option(help="Simulated seconds per wall-clock second.")]
+
+
+def _logging(verbose: int) -> None:
+    level = logging.WARNING - 10 * verbose if verbose else logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _topology(path: Path | None, modules: int | None, channels: int) -> TopologyModel:
+    from icsbridge.ics.sim.topology import Topology
+
+    if path is not None:
+        return Topology.load(path)
+    if modules is not None:
+        return Topology.uniform(modules, channels)
+    return Topology.default()
+
+
+def _run(main: Coroutine[Any, Any, int | None]) -> None:
+    with contextlib.suppress(KeyboardInterrupt):
+        code = asyncio.run(main)
+        if code:
+            raise typer.Exit(code)
+
+
+@app.command()
+def sim(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on (0: any free port).")] = 8080,
+    topology: Topology = None,
+    modules: Modules = None,
+    channels: Channels = 16,
+    time_scale: TimeScale = 1.0,
+    verbose: Verbose = 0,
+) -> None:
+    """Run the built-in iCS simulator."""
+    from icsbridge.ics.sim import server
+
+    _logging(verbose)
+    _run(server.run(_topology(topology, modules, channels), host, port, time_scale))
+
+
+@app.command()
+def serve(
+    ics: Annotated[str | None, typer.Option("--ics", help="iCS WebSocket address.")] = None,
+    user: User = "admin",
+    password: Password = "password",
+    simulate: Annotated[bool, typer.Option(help="Run the built-in simulator instead.")] = False,
+    topology: Topology = None,
+    modules: Modules = None,
+    channels: Channels = 16,
+    time_scale: TimeScale = 1.0,
+    verbose: Verbose = 0,
+) -> None:
+    """Connect to an iCS (or the built-in simulator) and serve its items live."""
+    if (ics is None) == (not simulate):
+        raise typer.BadParameter("give either --ics URL or --simulate")
+    from icsbridge import bridge
+
+    _logging(verbose)
+    _run(bridge.serve(ics, user, password, _topology(topology, modules, channels), time_scale))
+
+
+@ics_app.command()
+def get(
+    line: Line,
+    address: Address,
+    channel: Channel,
+    item: Item,
+    ics: Ics = "ws://127.0.0.1:8080",
+    user: User = "admin",
+    password: Password = "password",
+) -> None:
+    """Print the current value of an item (wildcards allowed), like caget."""
+    _run(shell.get(ics, user, password, shell.selector(line, address, channel), item))
+
+
+@ics_app.command("set")
+def set_(
+    line: Line,
+    address: Address,
+    channel: Channel,
+    item: Item,
+    value: Annotated[str, typer.Argument(help="New value.")],
+    unit: Annotated[str, typer.Argument(help="Unit of VALUE, e.g. kV or uA.")] = "",
+    ics: Ics = "ws://127.0.0.1:8080",
+    user: User = "admin",
+    password: Password = "password",
+) -> None:
+    """Write an item and print the value the iCS confirmed, like caput."""
+    path = shell.selector(line, address, channel)
+    _run(shell.set_(ics, user, password, path, item, value, unit))
+
+
+@ics_app.command()
+def watch(
+    line: Line,
+    address: Address,
+    channel: Channel,
+    item: Item,
+    ics: Ics = "ws://127.0.0.1:8080",
+    user: User = "admin",
+    password: Password = "password",
+) -> None:
+    """Print every change of an item (wildcards allowed), like camonitor."""
+    _run(shell.watch(ics, user, password, shell.selector(line, address, channel), item))

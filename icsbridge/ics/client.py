@@ -1,0 +1,498 @@
+"""The asyncio iCS client: one session, a live cache, confirmed writes, automatic reconnect.
+
+`IcsClient` logs in, subscribes with getItem, keeps `cache` current from the iCS pushes and
+publishes its link state. After a lost link it reconnects with back-off, logs in again,
+subscribes again and resyncs the whole cache; it never writes anything on its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Self
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.client import backoff
+from websockets.exceptions import ConnectionClosed
+
+from icsbridge.catalog import Catalog, catalog
+from icsbridge.ics import protocol, values
+from icsbridge.ics.cache import Cache, Update
+from icsbridge.ics.protocol import (
+    Command,
+    Heartbeat,
+    ItemRecords,
+    Login,
+    Logout,
+    Packet,
+    ProtocolError,
+    ScriptReply,
+    ScriptRequest,
+    Selector,
+    SessionError,
+    Trigger,
+)
+from icsbridge.model import ItemKey, Level
+
+log = logging.getLogger(__name__)
+
+INPUT_ERROR_ITEMS = ("Status.inputError", "Event.inputError")
+"""Channel items the iCS sets when it refuses a value it acknowledged."""
+
+
+class LinkState(StrEnum):
+    """The state of the link to the iCS, as adapters should show it."""
+
+    CONNECTING = "connecting"
+    READY = "ready"
+    LOST = "lost"
+
+
+class IcsError(Exception):
+    """Something the iCS or the link to it refused or failed to do."""
+
+
+class LoginRefused(IcsError):
+    """The iCS refused the user name or password."""
+
+
+class LinkDown(IcsError):
+    """The link is not ready, or was lost before the iCS answered."""
+
+
+class WriteRejected(IcsError):
+    """The iCS acknowledged a write with false or reported an input error."""
+
+
+class WriteTimeout(IcsError):
+    """The iCS did not confirm a write in time; its outcome is unknown."""
+
+
+class _LinkLost(Exception):
+    """Internal: end the current connection and reconnect."""
+
+
+@dataclass(eq=False)
+class _Write:
+    key: ItemKey
+    sent: values.Value
+    needs_readback: bool
+    done: asyncio.Future[values.Value]
+    acked: bool = False
+    readback: Update | None = None
+
+    def ack(self, accepted: bool) -> None:
+        if self.done.done():
+            return
+        if not accepted:
+            self.done.set_exception(WriteRejected(f"{self.key}: the iCS refused the write"))
+            return
+        self.acked = True
+        if not self.needs_readback:
+            self.done.set_result(self.sent)
+        elif self.readback is not None:
+            self.done.set_result(self.readback.value)
+
+    def see(self, update: Update) -> None:
+        if self.done.done():
+            return
+        if update.key.item in INPUT_ERROR_ITEMS and update.key.item != self.key.item:
+            if update.value:
+                self.done.set_exception(
+                    WriteRejected(f"{self.key}: input error, {self.sent!r} is out of range")
+                )
+            return
+        self.readback = update
+        if self.acked:
+            self.done.set_result(update.value)
+
+
+@dataclass
+class _Connection:
+    ws: ClientConnection
+    session: str = ""
+    acks: deque[_Write | None] = field(default_factory=deque)
+    responses: deque[asyncio.Future[list[Update]]] = field(default_factory=deque)
+    scripts: deque[asyncio.Future[ScriptReply]] = field(default_factory=deque)
+    login: asyncio.Future[Trigger] | None = None
+
+
+class IcsClient:
+    """A client of one iCS server.
+
+    Args:
+        url: WebSocket address of the iCS, e.g. ``ws://10.0.0.5:8080``.
+        user, password: iCS credentials.
+        items: the item catalog (default: the shipped one).
+        heartbeat: seconds between heartbeat frames (default 10).
+        missed_heartbeats: intervals without any frame before the link counts as lost (3).
+        write_timeout: seconds a write may take until ack and readback (default 10).
+        reconnect: (first, longest) back-off delay in seconds between reconnects (1, 30).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        user: str,
+        password: str,
+        *,
+        items: Catalog | None = None,
+        heartbeat: float = 10.0,
+        missed_heartbeats: int = 3,
+        write_timeout: float = 10.0,
+        reconnect: tuple[float, float] = (1.0, 30.0),
+    ) -> None:
+        self.url = url
+        self.user = user
+        self.cache = Cache(items or catalog())
+        self.heartbeat = heartbeat
+        self.silence_limit = heartbeat * missed_heartbeats
+        self.write_timeout = write_timeout
+        self._password = password
+        self._reconnect = reconnect
+        self._state = LinkState.LOST
+        self._state_listeners: list[Callable[[LinkState], None]] = []
+        self._state_changed = asyncio.Event()
+        self._subscriptions: dict[tuple[Selector, str], None] = {}
+        self._subscribed: set[ItemKey] = set()
+        self._writes: dict[ItemKey, list[_Write]] = {}
+        self._conn: _Connection | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._ever_ready = False
+        self._last_rx = 0.0
+        self.protocol_errors = 0
+
+    # --- state -----------------------------------------------------------------
+
+    @property
+    def state(self) -> LinkState:
+        """The link state: connecting, ready or lost."""
+        return self._state
+
+    @property
+    def last_frame_time(self) -> float:
+        """Event-loop time of the last frame received from the iCS."""
+        return self._last_rx
+
+    def on_state(self, listener: Callable[[LinkState], None]) -> Callable[[], None]:
+        """Call `listener` on every state change; returns the function that stops it."""
+        self._state_listeners.append(listener)
+        return lambda: self._state_listeners.remove(listener)
+
+    async def wait_for_state(self, state: LinkState) -> None:
+        """Return once the link is in `state`."""
+        while self._state is not state:
+            self._state_changed.clear()
+            await self._state_changed.wait()
+
+    def _set_state(self, state: LinkState) -> None:
+        if state is self._state:
+            return
+        log.info("iCS link %s: %s", self.url, state)
+        self._state = state
+        self._state_changed.set()
+        for listener in list(self._state_listeners):
+            listener(state)
+
+    # --- life cycle ------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect, log in and wait until ready; raise if the first attempt fails."""
+        self._task = asyncio.create_task(self._run(), name=f"ics-client {self.url}")
+        ready = asyncio.create_task(self.wait_for_state(LinkState.READY))
+        try:
+            await asyncio.wait({self._task, ready}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            ready.cancel()
+        if self._task.done():
+            self._task.result()
+            raise LinkDown(f"{self.url}: connection ended before it was ready")
+
+    async def close(self) -> None:
+        """Log out and close the link."""
+        conn = self._conn
+        if conn is not None and conn.session:
+            with contextlib.suppress(ConnectionClosed):
+                await conn.ws.send(protocol.encode(Logout(conn.session)))
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._set_state(LinkState.LOST)
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    def _fatal_on_first_attempt(self, exc: Exception) -> Exception | None:
+        if not self._ever_ready:
+            return exc
+        if isinstance(exc, OSError | TimeoutError | ConnectionClosed | _LinkLost):
+            return None
+        return exc
+
+    async def _run(self) -> None:
+        first, longest = self._reconnect
+        delays = functools.partial(
+            backoff, initial_delay=first, min_delay=first, max_delay=longest, factor=2.0
+        )
+        async for ws in connect(
+            self.url,
+            ping_interval=None,
+            max_size=None,
+            open_timeout=self.silence_limit,
+            reconnect_delays=delays,
+            process_exception=self._fatal_on_first_attempt,
+        ):
+            self._set_state(LinkState.CONNECTING)
+            try:
+                await self._serve_connection(ws)
+            except LoginRefused:
+                if not self._ever_ready:
+                    raise
+                log.error(
+                    "%s refused the login of %r; retrying in %.0f s", self.url, self.user, longest
+                )
+                await asyncio.sleep(longest)
+            except (ConnectionClosed, _LinkLost, OSError, TimeoutError) as exc:
+                log.warning("iCS link %s lost: %s", self.url, exc or type(exc).__name__)
+            finally:
+                self._drop_connection()
+                ws.transport.abort()
+
+    def _drop_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        self._set_state(LinkState.LOST)
+        self._subscribed.clear()
+        if conn is None:
+            return
+        down = LinkDown(f"iCS link {self.url} lost before the iCS answered")
+        for waiter in (*conn.responses, *conn.scripts, conn.login):
+            if waiter is not None and not waiter.done():
+                waiter.set_exception(down)
+        for writes in self._writes.values():
+            for write in writes:
+                if not write.done.done():
+                    write.done.set_exception(down)
+
+    async def _serve_connection(self, ws: ClientConnection) -> None:
+        conn = _Connection(ws)
+        self._conn = conn
+        self._last_rx = asyncio.get_running_loop().time()
+        reader = asyncio.create_task(self._read(conn))
+        keepalive = asyncio.create_task(self._keepalive(conn))
+        try:
+            await self._login(conn)
+            await self._resubscribe()
+            self._ever_ready = True
+            self._set_state(LinkState.READY)
+            done, _ = await asyncio.wait({reader, keepalive}, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()
+        except BaseException:
+            if reader.done() and not reader.cancelled() and reader.exception() is not None:
+                raise reader.exception() from None  # type: ignore[misc]
+            raise
+        finally:
+            reader.cancel()
+            keepalive.cancel()
+            await asyncio.gather(reader, keepalive, return_exceptions=True)
+
+    async def _login(self, conn: _Connection) -> None:
+        conn.login = asyncio.get_running_loop().create_future()
+        await conn.ws.send(protocol.encode(Login(self.user, self._password)))
+        reply = await conn.login
+        if not reply.accepted or not reply.session:
+            raise LoginRefused(f"{self.url} refused the login of user {self.user!r}")
+        conn.session = reply.session
+
+    async def _keepalive(self, conn: _Connection) -> None:
+        loop = asyncio.get_running_loop()
+        next_beat = loop.time() + self.heartbeat
+        while True:
+            deadline = self._last_rx + self.silence_limit
+            await asyncio.sleep(max(0.0, min(next_beat, deadline) - loop.time()))
+            now = loop.time()
+            if now >= self._last_rx + self.silence_limit:
+                raise _LinkLost(f"no frame from the iCS for {self.silence_limit:g} s")
+            if now >= next_beat:
+                next_beat = now + self.heartbeat
+                if conn.session:
+                    await conn.ws.send(protocol.encode(Heartbeat(conn.session)))
+
+    # --- receiving -------------------------------------------------------------
+
+    async def _read(self, conn: _Connection) -> None:
+        loop = asyncio.get_running_loop()
+        async for frame in conn.ws:
+            self._last_rx = loop.time()
+            try:
+                messages = protocol.parse_server_frame(frame)
+            except ProtocolError as exc:
+                self.protocol_errors += 1
+                log.warning("ignored a malformed frame from %s: %s: %.200r", self.url, exc, frame)
+                continue
+            for message in messages:
+                self._dispatch(conn, message)
+
+    def _dispatch(self, conn: _Connection, message: protocol.ServerMessage) -> None:
+        match message:
+            case ItemRecords(records=records, kind=kind):
+                updates = self.cache.apply(records)
+                if self._writes:
+                    self._confirm(updates)
+                if kind == "response" and conn.responses:
+                    waiter = conn.responses.popleft()
+                    if not waiter.done():
+                        waiter.set_result(updates)
+            case Trigger(accepted=accepted) if conn.login is not None and not conn.login.done():
+                conn.login.set_result(message)
+            case Trigger(accepted=accepted):
+                if not accepted:
+                    log.warning("%s answered a write with trigger false", self.url)
+                if conn.acks:
+                    write = conn.acks.popleft()
+                    if write is not None:
+                        write.ack(accepted)
+            case SessionError(message=text):
+                raise _LinkLost(f"the iCS dropped the session: {text}")
+            case ScriptReply():
+                if conn.scripts and not conn.scripts[0].done():
+                    conn.scripts.popleft().set_result(message)
+
+    def _confirm(self, updates: Sequence[Update]) -> None:
+        writes = self._writes
+        for update in updates:
+            key = update.key
+            if key in writes:
+                for write in writes[key]:
+                    write.see(update)
+            if key.item in INPUT_ERROR_ITEMS:
+                for item in list(writes):
+                    if item.path == key.path:
+                        for write in writes[item]:
+                            write.see(update)
+
+    # --- requests --------------------------------------------------------------
+
+    def _ready(self) -> _Connection:
+        conn = self._conn
+        if conn is None or self._state is not LinkState.READY:
+            raise LinkDown(f"iCS link {self.url} is {self._state}: nothing sent")
+        return conn
+
+    async def _get_items(
+        self, conn: _Connection, pairs: Sequence[tuple[Selector, str]]
+    ) -> list[Update]:
+        loop = asyncio.get_running_loop()
+        packets = (Packet(Command.GET_ITEM, selector, item) for selector, item in pairs)
+        waiters = []
+        for frame in protocol.request_frames(conn.session, packets):
+            waiter: asyncio.Future[list[Update]] = loop.create_future()
+            conn.responses.append(waiter)
+            waiters.append(waiter)
+            await conn.ws.send(frame)
+        async with asyncio.timeout(self.silence_limit):
+            replies = await asyncio.gather(*waiters)
+        updates = [update for reply in replies for update in reply]
+        self._subscribed.update(update.key for update in updates)
+        return updates
+
+    async def _resubscribe(self) -> None:
+        conn = self._conn
+        if conn is not None and self._subscriptions:
+            updates = await self._get_items(conn, list(self._subscriptions))
+            log.info("subscribed to %d items of %s", len(updates), self.url)
+
+    async def subscribe(self, pairs: Iterable[tuple[Selector, str]]) -> list[Update]:
+        """getItem every (selector, item) pair, keep it across reconnects; return the values."""
+        new = [pair for pair in pairs if pair not in self._subscriptions]
+        self._subscriptions.update(dict.fromkeys(new))
+        conn = self._conn
+        if not new or conn is None or self._state is not LinkState.READY:
+            return []
+        return await self._get_items(conn, new)
+
+    async def subscribe_all(self) -> list[Update]:
+        """Subscribe to every readable catalog item of every object the iCS has."""
+        selectors = {
+            Level.SYSTEM: Selector(None, None, None),
+            Level.CRATE: Selector("*", "*", None),
+            Level.MODULE: Selector("*", "*", None),
+            Level.CHANNEL: Selector("*", "*", "*"),
+        }
+        pairs = {
+            (selectors[spec.level], spec.name): None
+            for spec in self.cache.catalog
+            if spec.access.readable
+        }
+        return await self.subscribe(pairs)
+
+    async def set_item(
+        self, key: ItemKey, value: values.Value, *, timeout: float | None = None
+    ) -> values.Value:
+        """Write one item and return the value the iCS confirmed.
+
+        Sends a setItem with an explicit unit, then waits for the iCS's acknowledgement
+        and for its readback of the item. Raises `LinkDown` at once if the link is not
+        ready (nothing is queued), `WriteRejected`, `WriteTimeout`, `KeyError` for an item
+        the catalog does not know there, `PermissionError` for a read-only item and
+        `TypeError` for a value of the wrong type.
+        """
+        spec = self.cache.spec(key)
+        if spec is None:
+            raise KeyError(f"{key}: no such item at {key.path.level} level")
+        if not spec.access.writable:
+            raise PermissionError(f"{key}: read-only item")
+        text, unit = values.encode(spec, value)
+        self._ready()
+        if spec.access.readable:
+            await self._watch(key)
+        conn = self._ready()
+        write = _Write(key, value, spec.access.readable, asyncio.get_running_loop().create_future())
+        self._writes.setdefault(key, []).append(write)
+        conn.acks.append(write)
+        try:
+            packet = Packet(Command.SET_ITEM, Selector(*key.path), key.item, text, unit)
+            await conn.ws.send(protocol.encode(protocol.Request(conn.session, (packet,))))
+            async with asyncio.timeout(timeout or self.write_timeout):
+                return await write.done
+        except TimeoutError:
+            raise WriteTimeout(
+                f"{key}: no confirmation within {timeout or self.write_timeout:g} s"
+            ) from None
+        except ConnectionClosed:
+            raise LinkDown(f"iCS link {self.url} lost while writing {key}") from None
+        finally:
+            pending = self._writes[key]
+            pending.remove(write)
+            if not pending:
+                del self._writes[key]
+            if write in conn.acks:
+                conn.acks[conn.acks.index(write)] = None
+
+    async def _watch(self, key: ItemKey) -> None:
+        keys = [key]
+        if key.channel is not None:
+            keys += [ItemKey(*key.path, item) for item in INPUT_ERROR_ITEMS]
+        missing = [k for k in keys if k not in self._subscribed and self.cache.spec(k)]
+        if missing:
+            await self.subscribe((Selector(*k.path), k.item) for k in missing)
+
+    async def script(self, command: str, **args: object) -> ScriptReply:
+        """Send a script command (startScript, availableScripts, ...) and return the reply."""
+        conn = self._ready()
+        waiter: asyncio.Future[ScriptReply] = asyncio.get_running_loop().create_future()
+        conn.scripts.append(waiter)
+        await conn.ws.send(protocol.encode(ScriptRequest(conn.session, command, args)))
+        async with asyncio.timeout(self.write_timeout):
+            return await waiter

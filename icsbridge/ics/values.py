@@ -1,0 +1,88 @@
+"""Item values between their wire strings and typed values in base units."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from icsbridge.catalog import ItemSpec, ValueType
+from icsbridge.ics.protocol import ProtocolError, format_value
+from icsbridge.ics.units import UnitError, parse_unit
+
+Value = bool | int | float | str
+"""A decoded item value: float in the base unit, int, bool or text."""
+
+Decoder = Callable[[str], Value]
+
+
+def _as_bool(text: str) -> bool:
+    word = text.strip().lower()
+    if word in ("1", "true", "1.0"):
+        return True
+    if word in ("0", "false", "0.0"):
+        return False
+    raise ValueError(f"not a boolean: {text!r:.40}")
+
+
+def _as_int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        number = float(text)
+        if not number.is_integer():
+            raise
+        return int(number)
+
+
+def decoder(type_: ValueType | None, unit: str) -> tuple[Decoder, str]:
+    """A function from wire strings in `unit` to typed base values, and that base unit.
+
+    Items the catalog does not know (`type_` None) decode to floats when they carry a
+    physical unit and stay text otherwise.
+    """
+    try:
+        known = parse_unit(unit) if unit else None
+    except UnitError as exc:
+        raise ProtocolError(str(exc)) from None
+    base = known.base if known else unit
+    if type_ is ValueType.BOOL:
+        return _as_bool, base
+    if type_ is ValueType.INT:
+        return _as_int, base
+    if type_ is ValueType.TEXT or (type_ is None and known is None):
+        return str, base
+    if known is None or known.scale == 1:
+        return float, base
+    numerator, denominator = known.scale.numerator, known.scale.denominator
+    return (lambda text: float(text) * numerator / denominator), base
+
+
+def decode(spec: ItemSpec | None, text: str, unit: str) -> tuple[Value, str]:
+    """One wire value in `unit` as a typed value in the item's base unit, and that unit."""
+    convert, base = decoder(spec.type if spec else None, unit)
+    try:
+        return convert(text), base
+    except ValueError:
+        raise ProtocolError(f"bad value {text!r:.40} for {spec.name if spec else 'item'}") from None
+
+
+def encode(spec: ItemSpec, value: Value) -> tuple[str, str]:
+    """A typed value as the wire string and explicit unit of a setItem for `spec`.
+
+    Raises `TypeError` when the value does not fit the item's type.
+    """
+    match spec.type:
+        case ValueType.BOOL:
+            if isinstance(value, bool) or value in (0, 1):
+                return format_value(bool(value)), spec.unit
+        case ValueType.INT:
+            if isinstance(value, int) and not isinstance(value, bool):
+                return format_value(value), spec.unit
+            if isinstance(value, float) and value.is_integer():
+                return format_value(int(value)), spec.unit
+        case ValueType.FLOAT:
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                return format_value(float(value)), spec.unit
+        case ValueType.TEXT:
+            if isinstance(value, str):
+                return value, spec.unit
+    raise TypeError(f"{spec.name} takes a {spec.type.value}, not {value!r:.40}")

@@ -1,0 +1,104 @@
+"""A live terminal view of an iCS: link state, update rate and every channel's values."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from rich.console import Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from icsbridge.ics.cache import Update
+from icsbridge.ics.client import IcsClient
+from icsbridge.model import ItemKey, ItemPath, Level
+
+log = logging.getLogger(__name__)
+
+COLUMNS = (
+    ("state", "Status.runningState"),
+    ("on", "Status.on"),
+    ("V set", "Control.voltageSet"),
+    ("V meas", "Status.voltageMeasure"),
+    ("I set", "Control.currentSet"),
+    ("I meas", "Status.currentMeasure"),
+)
+STATE_STYLE = {"ok": "green", "info": "yellow", "error": "bold red", "disabled": "dim"}
+
+
+class UpdateRate:
+    """Item updates per second, counted from the cache's batches."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self._last_total = 0
+        self._last_time = 0.0
+        self.per_second = 0.0
+
+    def count(self, updates: Sequence[Update]) -> None:
+        """Subscriber that counts updates."""
+        self.total += len(updates)
+
+    def sample(self, now: float) -> float:
+        """Updates per second since the previous sample."""
+        if self._last_time:
+            self.per_second = (self.total - self._last_total) / max(now - self._last_time, 1e-9)
+        self._last_total, self._last_time = self.total, now
+        return self.per_second
+
+
+def _cell(client: IcsClient, path: ItemPath, item: str) -> Text:
+    update = client.cache.get(ItemKey(*path, item))
+    if update is None:
+        return Text("")
+    value = update.value
+    if isinstance(value, float):
+        text = f"{value:.4g} {update.unit}".rstrip()
+    elif isinstance(value, bool):
+        text = "on" if value else "off"
+    else:
+        text = str(value)
+    return Text(text, style=STATE_STYLE.get(text, ""))
+
+
+def render(client: IcsClient, rate: UpdateRate) -> Group:
+    """The whole view: a header line and one table row per channel."""
+    channels = sorted(
+        {u.key.path for u in client.cache.values() if u.key.path.level is Level.CHANNEL}
+    )
+    table = Table(expand=False, box=None, header_style="bold")
+    table.add_column("channel")
+    for title, _ in COLUMNS:
+        table.add_column(title, justify="right")
+    for path in channels:
+        table.add_row(str(path), *(_cell(client, path, item) for _, item in COLUMNS))
+    header = Text(
+        f"{client.url}  link {client.state}  {len(client.cache)} items  "
+        f"{rate.per_second:,.0f} updates/s   (Ctrl-C to stop)"
+    )
+    return Group(header, table)
+
+
+async def run(client: IcsClient, period: float = 0.5) -> None:
+    """Show the view until cancelled; on a non-terminal, log a summary line instead."""
+    rate = UpdateRate()
+    client.cache.subscribe(rate.count)
+    loop = asyncio.get_running_loop()
+    if not sys.stdout.isatty():
+        while True:
+            await asyncio.sleep(10 * period)
+            rate.sample(loop.time())
+            log.info(
+                "link %s, %d items, %.0f updates/s",
+                client.state,
+                len(client.cache),
+                rate.per_second,
+            )
+    with Live(render(client, rate), auto_refresh=False, vertical_overflow="crop") as live:
+        while True:
+            await asyncio.sleep(period)
+            rate.sample(loop.time())
+            live.update(render(client, rate), refresh=True)

@@ -1,0 +1,58 @@
+"""The iCS object tree: lines, crates, modules and channels, and the keys of their items."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import NamedTuple
+
+CRATE_ADDRESS = 1000
+"""Address of the first crate controller on a line; module addresses are 0..63."""
+
+
+class Level(StrEnum):
+    """The level of an object in the tree, and so of the items it carries."""
+
+    SYSTEM = "system"
+    CRATE = "crate"
+    MODULE = "module"
+    CHANNEL = "channel"
+
+
+class ItemPath(NamedTuple):
+    """One concrete object: `None` marks a level the path does not reach."""
+
+    line: int | None = None
+    address: int | None = None
+    channel: int | None = None
+
+    @property
+    def level(self) -> Level:
+        """The level of the object this path names."""
+        if self.line is None:
+            return Level.SYSTEM
+        if self.channel is not None:
+            return Level.CHANNEL
+        if self.address is not None and self.address >= CRATE_ADDRESS:
+            return Level.CRATE
+        return Level.MODULE
+
+    def __str__(self) -> str:
+        return ".".join(str(part) for part in self if part is not None)
+
+
+class ItemKey(NamedTuple):
+    """One item of one object, as the cache and the adapters key it."""
+
+    line: int | None
+    address: int | None
+    channel: int | None
+    item: str
+
+    @property
+    def path(self) -> ItemPath:
+        """The object this item belongs to."""
+        return ItemPath(self.line, self.address, self.channel)
+
+    def __str__(self) -> str:
+        path = str(self.path)
+        return f"{path}.{self.item}" if path else self.item
