@@ -211,7 +211,10 @@ class IcsClient:
         finally:
             ready.cancel()
         if self._task.done():
-            self._task.result()
+            try:
+                self._task.result()
+            except OSError as exc:
+                raise LinkDown(f"cannot connect to {self.url}: {exc}") from exc
             raise LinkDown(f"{self.url}: connection ended before it was ready")
 
     async def close(self) -> None:
@@ -264,6 +267,8 @@ class IcsClient:
                 )
                 await asyncio.sleep(longest)
             except (ConnectionClosed, _LinkLost, OSError, TimeoutError) as exc:
+                if not self._ever_ready:
+                    raise LinkDown(f"{self.url}: {exc or type(exc).__name__}") from exc
                 log.warning("iCS link %s lost: %s", self.url, exc or type(exc).__name__)
             finally:
                 self._drop_connection()
@@ -288,24 +293,26 @@ class IcsClient:
         conn = _Connection(ws)
         self._conn = conn
         self._last_rx = asyncio.get_running_loop().time()
-        reader = asyncio.create_task(self._read(conn))
-        keepalive = asyncio.create_task(self._keepalive(conn))
+        link = {asyncio.create_task(self._read(conn)), asyncio.create_task(self._keepalive(conn))}
+        setup = asyncio.create_task(self._setup(conn))
         try:
-            await self._login(conn)
-            await self._resubscribe()
-            self._ever_ready = True
-            self._set_state(LinkState.READY)
-            done, _ = await asyncio.wait({reader, keepalive}, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
+            done, _ = await asyncio.wait(link | {setup}, return_when=asyncio.FIRST_COMPLETED)
+            if setup in done:
+                setup.result()
+                self._ever_ready = True
+                self._set_state(LinkState.READY)
+                done, _ = await asyncio.wait(link, return_when=asyncio.FIRST_COMPLETED)
+            for task in done - {setup}:
                 task.result()
-        except BaseException:
-            if reader.done() and not reader.cancelled() and reader.exception() is not None:
-                raise reader.exception() from None  # type: ignore[misc]
-            raise
+            raise _LinkLost("the iCS closed the connection")
         finally:
-            reader.cancel()
-            keepalive.cancel()
-            await asyncio.gather(reader, keepalive, return_exceptions=True)
+            for task in (*link, setup):
+                task.cancel()
+            await asyncio.gather(*link, setup, return_exceptions=True)
+
+    async def _setup(self, conn: _Connection) -> None:
+        await self._login(conn)
+        await self._resubscribe()
 
     async def _login(self, conn: _Connection) -> None:
         conn.login = asyncio.get_running_loop().create_future()

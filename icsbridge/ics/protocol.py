@@ -483,7 +483,7 @@ def _packet(data: Any) -> Packet:
     if not isinstance(data, dict):
         raise ProtocolError(f"packet is not an object: {data!r:.80}")
     try:
-        command = Command(data.get("c"))
+        command = Command(str(data.get("c")))
     except ValueError:
         raise ProtocolError(f"unknown command {data.get('c')!r:.40}") from None
     body = data.get("p", {})

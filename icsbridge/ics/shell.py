@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from icsbridge.catalog import ItemSpec
@@ -58,7 +59,7 @@ async def set_(
     if WILDCARD in where:
         print("ics set takes one object, not a wildcard", file=sys.stderr)
         return 2
-    key = ItemKey(*where, item)  # type: ignore[misc]
+    key = ItemKey(where.line, where.address, where.channel, item)  # type: ignore[arg-type]
     async with IcsClient(url, user, password) as client:
         spec = client.cache.spec(key)
         if spec is None:
@@ -77,7 +78,7 @@ async def watch(url: str, user: str, password: str, where: Selector, item: str) 
     """Print every change of the item on the selected objects until interrupted."""
     async with IcsClient(url, user, password) as client:
 
-        def show(updates: list[Update]) -> None:
+        def show(updates: Sequence[Update]) -> None:
             for update in updates:
                 if update.key.item == item and where.matches(update.key.path):
                     print(format_update(update), flush=True)

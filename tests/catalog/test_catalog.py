@@ -183,3 +183,10 @@ def test_parse_accepts_a_good_entry() -> None:
 def test_parse_rejects_bad_entries(fields: str) -> None:
     with pytest.raises(ValidationError):
         parse(f"channel:\n  Status.voltageMeasure: {fields}\n")
+
+
+def test_an_item_name_has_one_type_and_unit_on_every_level() -> None:
+    """The cache decodes by item name and unit alone, so twins across levels must agree."""
+    seen: dict[str, tuple[object, str]] = {}
+    for spec in catalog():
+        assert seen.setdefault(spec.name, (spec.type, spec.unit)) == (spec.type, spec.unit), spec
