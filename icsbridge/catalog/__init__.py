@@ -1,4 +1,4 @@
-"""What every iCS item is: level, access, type, base unit, range, states and description.
+"""What every iCS item is: level, EPICS name suffix, access, type, unit, range, states, text.
 
 The data lives in `items.yaml` beside this module and is validated on load; everything
 else in icsbridge (simulator, client, PVs, OPC UA nodes) derives item metadata from here.
@@ -71,6 +71,8 @@ class ItemSpec(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str = Field(pattern=r"^(Status|Control|Setup|Event|Error|System)\.[A-Za-z0-9]+$")
+    # EPICS record-name suffix after the level's path: ISEG:<SN>:<line>:<addr>[:<chan>]:<pv>
+    pv: str = Field(pattern=r"^[A-Za-z0-9_:-]+$")
     level: Level
     access: Access
     type: ValueType
@@ -100,10 +102,16 @@ class Catalog:
 
     def __init__(self, specs: Iterable[ItemSpec]) -> None:
         self._specs: dict[tuple[Level, str], ItemSpec] = {}
+        by_pv: dict[tuple[Level, str], str] = {}
         for spec in specs:
             key = (spec.level, spec.name)
             if key in self._specs:
                 raise ValueError(f"duplicate item {spec.level}:{spec.name}")
+            other = by_pv.setdefault((spec.level, spec.pv), spec.name)
+            if other != spec.name:
+                raise ValueError(
+                    f"duplicate PV suffix {spec.level}:{spec.pv} of {other} and {spec.name}"
+                )
             self._specs[key] = spec
 
     def __iter__(self) -> Iterator[ItemSpec]:

@@ -162,7 +162,7 @@ def test_kinds_and_requires_only_below_crate() -> None:
             assert s.kinds == {ModuleKind.HV} and not s.requires, s.name
 
 
-GOOD = 'channel:\n  Control.on: {access: rw, type: bool, description: "Output switch"}\n'
+GOOD = 'channel:\n  Control.on: {pv: "Control:setOn", access: rw, type: bool, description: "Switch"}\n'
 
 
 def test_parse_accepts_a_good_entry() -> None:
@@ -172,11 +172,11 @@ def test_parse_accepts_a_good_entry() -> None:
 @pytest.mark.parametrize(
     "fields",
     [
-        '{access: r, type: float, description: "' + "x" * 41 + '"}',
-        '{access: r, type: float, description: "ok", colour: red}',
-        '{access: r, type: float, min: 5, max: 1, description: "ok"}',
-        '{access: r, type: bool, states: {"0": a, "2": b}, description: "ok"}',
-        '{access: rx, type: float, description: "ok"}',
+        '{pv: VoltageMeasure, access: r, type: float, description: "' + "x" * 41 + '"}',
+        '{pv: VoltageMeasure, access: r, type: float, description: "ok", colour: red}',
+        '{pv: VoltageMeasure, access: r, type: float, min: 5, max: 1, description: "ok"}',
+        '{pv: VoltageMeasure, access: r, type: bool, states: {"0": a, "2": b}, description: "ok"}',
+        '{pv: VoltageMeasure, access: rx, type: float, description: "ok"}',
     ],
     ids=["long-description", "unknown-field", "min-above-max", "bool-states", "bad-access"],
 )
