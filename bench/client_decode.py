@@ -30,10 +30,14 @@ def frames(channels: int, count: int, seed: int = 0) -> list[str]:
         stamp = 1_700_000_000.0 + cycle
         records = []
         for path in paths:
-            records.append(ItemRecord(path, "Status.voltageMeasure",
-                                      repr(round(rng.uniform(0, 3000), 3)), "V", stamp))
-            records.append(ItemRecord(path, "Status.currentMeasure",
-                                      repr(rng.uniform(0, 1e-3)), "A", stamp))
+            records.append(
+                ItemRecord(
+                    path, "Status.voltageMeasure", repr(round(rng.uniform(0, 3000), 3)), "V", stamp
+                )
+            )
+            records.append(
+                ItemRecord(path, "Status.currentMeasure", repr(rng.uniform(0, 1e-3)), "A", stamp)
+            )
         out.append(protocol.encode(ItemRecords("5f0c3a9e12b7d-1", tuple(records)), array=True))
     return out
 
@@ -70,9 +74,11 @@ def main() -> None:
         "frames": args.frames,
         "load_average_1min": os.getloadavg()[0],
     }
-    print(f"decoded {result['updates']:,} item updates in {result['cpu_seconds']:.2f} s CPU: "
-          f"{result['updates_per_second']:,.0f} updates/s on one core "
-          f"(load average {result['load_average_1min']:.2f})")
+    print(
+        f"decoded {result['updates']:,} item updates in {result['cpu_seconds']:.2f} s CPU: "
+        f"{result['updates_per_second']:,.0f} updates/s on one core "
+        f"(load average {result['load_average_1min']:.2f})"
+    )
     if args.json:
         with open(args.json, "w") as out:
             json.dump(result, out, indent=2)

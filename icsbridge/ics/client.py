@@ -158,7 +158,6 @@ class IcsClient:
         self._reconnect = reconnect
         self._state = LinkState.LOST
         self._state_listeners: list[Callable[[LinkState], None]] = []
-        self._state_changed = asyncio.Event()
         self._subscriptions: dict[tuple[Selector, str], None] = {}
         self._subscribed: set[ItemKey] = set()
         self._writes: dict[ItemKey, list[_Write]] = {}
@@ -186,17 +185,26 @@ class IcsClient:
         return lambda: self._state_listeners.remove(listener)
 
     async def wait_for_state(self, state: LinkState) -> None:
-        """Return once the link is in `state`."""
-        while self._state is not state:
-            self._state_changed.clear()
-            await self._state_changed.wait()
+        """Return once the link is in `state`, or at once if it is already."""
+        if self._state is state:
+            return
+        reached: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def listener(new: LinkState) -> None:
+            if new is state and not reached.done():
+                reached.set_result(None)
+
+        stop = self.on_state(listener)
+        try:
+            await reached
+        finally:
+            stop()
 
     def _set_state(self, state: LinkState) -> None:
         if state is self._state:
             return
         log.info("iCS link %s: %s", self.url, state)
         self._state = state
-        self._state_changed.set()
         for listener in list(self._state_listeners):
             listener(state)
 
@@ -257,22 +265,26 @@ class IcsClient:
             process_exception=self._fatal_on_first_attempt,
         ):
             self._set_state(LinkState.CONNECTING)
+            pause = first
             try:
                 await self._serve_connection(ws)
             except LoginRefused:
                 if not self._ever_ready:
                     raise
                 log.error(
-                    "%s refused the login of %r; retrying in %.0f s", self.url, self.user, longest
+                    "%s refused the login of %r; retrying in %g s", self.url, self.user, longest
                 )
-                await asyncio.sleep(longest)
+                pause = longest
             except (ConnectionClosed, _LinkLost, OSError, TimeoutError) as exc:
                 if not self._ever_ready:
                     raise LinkDown(f"{self.url}: {exc or type(exc).__name__}") from exc
                 log.warning("iCS link %s lost: %s", self.url, exc or type(exc).__name__)
             finally:
+                if self._state is LinkState.READY:
+                    pause = 0.0
                 self._drop_connection()
                 ws.transport.abort()
+            await asyncio.sleep(pause)  # a link that never got ready: don't hammer the iCS
 
     def _drop_connection(self) -> None:
         conn, self._conn = self._conn, None

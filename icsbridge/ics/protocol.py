@@ -54,7 +54,10 @@ class Selector(NamedTuple):
 
     def matches(self, path: ItemPath) -> bool:
         """Whether a concrete path is one of those this selector names."""
-        return all(part in (WILDCARD, have) for part, have in zip(self, path, strict=True))
+        return all(
+            part == have or (part == WILDCARD and have is not None)
+            for part, have in zip(self, path, strict=True)
+        )
 
 
 # --- messages from client to server -------------------------------------------------

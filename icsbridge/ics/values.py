@@ -47,7 +47,10 @@ def decoder(type_: ValueType | None, unit: str) -> tuple[Decoder, str]:
     if type_ is ValueType.BOOL:
         return _as_bool, base
     if type_ is ValueType.INT:
-        return _as_int, base
+        if known is None or known.scale == 1:
+            return _as_int, base
+        num, den = known.scale.numerator, known.scale.denominator
+        return (lambda text: round(float(text) * num / den)), base
     if type_ is ValueType.TEXT or (type_ is None and known is None):
         return str, base
     if known is None or known.scale == 1:

@@ -162,7 +162,7 @@ def test_kinds_and_requires_only_below_crate() -> None:
             assert s.kinds == {ModuleKind.HV} and not s.requires, s.name
 
 
-GOOD = 'channel:\n  Control.on: {pv: "Control:setOn", access: rw, type: bool, description: "Switch"}\n'
+GOOD = 'channel:\n  Control.on: {pv: "Control:setOn", access: rw, type: bool, description: "On"}\n'
 
 
 def test_parse_accepts_a_good_entry() -> None:

@@ -45,10 +45,15 @@ def test_values_arrive_typed_in_base_units(
 def test_temperatures_in_c_or_degrees_c() -> None:
     cache = Cache()
     crate = ItemPath(0, CRATE_ADDRESS)
-    cache.apply([ItemRecord(crate, "Status.temperature0", "31.5", "C"),
-                 ItemRecord(crate, "Status.temperature1", "32.5", "°C")])
+    cache.apply(
+        [
+            ItemRecord(crate, "Status.temperature0", "31.5", "C"),
+            ItemRecord(crate, "Status.temperature1", "32.5", "°C"),
+        ]
+    )
     assert cache.get(ItemKey(0, CRATE_ADDRESS, None, "Status.temperature0")) == Update(
-        ItemKey(0, CRATE_ADDRESS, None, "Status.temperature0"), 31.5, "°C", None)
+        ItemKey(0, CRATE_ADDRESS, None, "Status.temperature0"), 31.5, "°C", None
+    )
     assert cache.get(ItemKey(0, CRATE_ADDRESS, None, "Status.temperature1")).unit == "°C"
 
 
@@ -68,11 +73,13 @@ def test_a_bad_value_is_dropped_and_logged_the_rest_applies(
 ) -> None:
     cache = Cache()
     with caplog.at_level(logging.WARNING):
-        updates = cache.apply([
-            ItemRecord(CHANNEL, "Status.voltageMeasure", "lots", "V"),
-            ItemRecord(CHANNEL, "Status.currentMeasure", "1", "parsec"),
-            ItemRecord(CHANNEL, "Control.on", "1", ""),
-        ])
+        updates = cache.apply(
+            [
+                ItemRecord(CHANNEL, "Status.voltageMeasure", "lots", "V"),
+                ItemRecord(CHANNEL, "Status.currentMeasure", "1", "parsec"),
+                ItemRecord(CHANNEL, "Control.on", "1", ""),
+            ]
+        )
     assert [u.key.item for u in updates] == ["Control.on"]
     assert ItemKey(0, 3, 5, "Status.voltageMeasure") not in cache
     assert "Status.voltageMeasure" in caplog.text and "parsec" in caplog.text
@@ -80,7 +87,11 @@ def test_a_bad_value_is_dropped_and_logged_the_rest_applies(
 
 def test_items_the_catalog_does_not_know_are_kept() -> None:
     cache = Cache()
-    cache.apply([ItemRecord(CHANNEL, "Status.somethingNew", "1.5", "kV"),
-                 ItemRecord(CHANNEL, "Status.otherNew", "abc", "")])
+    cache.apply(
+        [
+            ItemRecord(CHANNEL, "Status.somethingNew", "1.5", "kV"),
+            ItemRecord(CHANNEL, "Status.otherNew", "abc", ""),
+        ]
+    )
     assert cache.get(ItemKey(0, 3, 5, "Status.somethingNew")).value == 1500.0
     assert cache.get(ItemKey(0, 3, 5, "Status.otherNew")).value == "abc"
