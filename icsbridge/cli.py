@@ -67,13 +67,18 @@ def sim(
     modules: Modules = None,
     channels: Channels = 16,
     time_scale: TimeScale = 1.0,
+    user: Annotated[
+        list[str] | None,
+        typer.Option(help="A login NAME:PASSWORD (repeatable; default admin:password)."),
+    ] = None,
     verbose: Verbose = 0,
 ) -> None:
     """Run the built-in iCS simulator."""
     from icsbridge.ics.sim import server
 
+    users = dict(login.partition(":")[::2] for login in user or ["admin:password"])
     _logging(verbose)
-    _run(server.run(_topology(topology, modules, channels), host, port, time_scale))
+    _run(server.run(_topology(topology, modules, channels), host, port, time_scale, users=users))
 
 
 @app.command()

@@ -50,13 +50,24 @@ class UpdateRate:
         return self.per_second
 
 
+PREFIXES = ((1e3, "k"), (1.0, ""), (1e-3, "m"), (1e-6, "µ"), (1e-9, "n"))
+
+
+def engineering(value: float, unit: str) -> str:
+    """A value with an SI prefix that keeps 1 to 3 digits before the point: 12.9 nA."""
+    if unit not in ("V", "A") or value == 0:
+        return f"{value:.4g} {unit}".rstrip()
+    scale, prefix = next((p for p in PREFIXES if abs(value) >= p[0]), PREFIXES[-1])
+    return f"{value / scale:.4g} {prefix}{unit}"
+
+
 def _cell(client: IcsClient, path: ItemPath, item: str) -> Text:
     update = client.cache.get(ItemKey(*path, item))
     if update is None:
         return Text("")
     value = update.value
     if isinstance(value, float):
-        text = f"{value:.4g} {update.unit}".rstrip()
+        text = engineering(value, update.unit)
     elif isinstance(value, bool):
         text = "on" if value else "off"
     else:

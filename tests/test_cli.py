@@ -95,3 +95,26 @@ def test_serve_simulate_comes_up_ready() -> None:
         _wait_for_line(process.stderr, r"iCS link ws://\S+: ready")
     finally:
         _stop(process)
+
+
+def test_sim_takes_its_users_from_the_command_line() -> None:
+    process = _start("sim", "--port", "0", "--user", "operator:s3cret")
+    try:
+        url = _wait_for_line(process.stderr, r"listening on (ws://\S+)").group(1)
+        refused = _ics(url, "get", "-", "-", "-", "Status.heartBeat")
+        accepted = _ics(
+            url,
+            "get",
+            "-",
+            "-",
+            "-",
+            "Status.heartBeat",
+            "--user",
+            "operator",
+            "--password",
+            "s3cret",
+        )
+    finally:
+        _stop(process)
+    assert refused.returncode != 0 and "refused the login" in refused.stderr
+    assert accepted.returncode == 0 and accepted.stdout.startswith("Status.heartBeat")

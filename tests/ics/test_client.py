@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from conftest import make_client, wait_until
 
 from icsbridge.ics.client import IcsClient, LinkDown, LinkState, LoginRefused, WriteRejected
 from icsbridge.ics.protocol import Command, Request, Selector
 from icsbridge.ics.sim.server import Simulator
 from icsbridge.model import CRATE_ADDRESS, ItemKey, ItemPath
+
+from conftest import make_client, wait_until
 
 CHANNEL = ItemPath(0, 0, 1)
 

@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
-from conftest import eventually, make_client, wait_until
 
 from icsbridge.ics.client import (
     IcsClient,
@@ -18,6 +17,8 @@ from icsbridge.ics.client import (
 from icsbridge.ics.protocol import Command, Packet, Request
 from icsbridge.ics.sim.server import Simulator
 from icsbridge.model import CRATE_ADDRESS, ItemKey, ItemPath
+
+from conftest import eventually, make_client, wait_until
 
 MODULE = ItemPath(0, 0)  # 8 channels, 6 kV, 60 MOhm loads: 10 uA at 600 V
 CRATE = ItemPath(0, CRATE_ADDRESS)
