@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from icsbridge.catalog import ModuleKind
 from icsbridge.ics.client import (
     IcsClient,
     LinkDown,
@@ -243,3 +244,44 @@ async def test_a_write_in_flight_when_the_link_drops_fails(sim: Simulator, hw: I
     sim.faults.reply_delay = 0.0
     await hw.wait_for_state(LinkState.READY)
     assert sim.model.value(key(ItemPath(0, 2, 6), "Control.voltageSet")) != 9.0
+
+
+WRITE_VALUES = {
+    "Control.serviceStart": "opc",
+    "Control.serviceStop": "opc",
+    "Control.serviceRestart": "opc",
+    "Control.installFirmware": "firmware.bin",
+    "Control.connect": "can0",
+    "Control.disconnect": "can0",
+}
+"""Values for the write-only text commands; every other item is written with its own value."""
+
+
+@pytest.mark.parametrize(
+    "path",
+    [ItemPath(), CRATE, ItemPath(0, 3), ItemPath(0, 3, 0)],
+    ids=["system", "crate", "module", "channel"],
+)
+async def test_every_writable_item_takes_a_confirmed_write(
+    sim: Simulator, hw: IcsClient, path: ItemPath
+) -> None:
+    kind, options = ModuleKind.HV, ()
+    for line, module in sim.topology.modules():
+        if (line, module.address) == (path.line, path.address):
+            kind, options = module.kind, module.options
+    specs = [
+        spec
+        for spec in hw.cache.catalog.level(path.level, kind, options)
+        if spec.access.writable and spec.name != "Control.logout"
+    ]
+    assert specs
+    for spec in specs:
+        current = hw.cache.get(key(path, spec.name))
+        if spec.access.readable:
+            assert current is not None, f"{spec.name} was never reported"
+            wanted = current.value
+        else:
+            wanted = WRITE_VALUES.get(spec.name, True)
+        confirmed = await hw.set_item(key(path, spec.name), wanted)
+        assert confirmed == pytest.approx(wanted), spec.name
+    assert hw.state is LinkState.READY
