@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
-
 from icsbridge import live_view
-from icsbridge.ics.client import IcsClient
-from icsbridge.ics.sim.server import Simulator
+from icsbridge.ics.link import open_client
 from icsbridge.ics.sim.topology import Topology
 
 
@@ -14,10 +11,6 @@ async def serve(
     url: str | None, user: str, password: str, topology: Topology, time_scale: float
 ) -> None:
     """Connect to `url`, or to an in-process simulator when it is None, and serve live."""
-    async with contextlib.AsyncExitStack() as stack:
-        if url is None:
-            sim = Simulator(topology, time_scale=time_scale, users={user: password})
-            url = (await stack.enter_async_context(sim.serve("127.0.0.1", 0))).url
-        client = await stack.enter_async_context(IcsClient(url, user, password))
+    async with open_client(url, user, password, topology, time_scale) as client:
         await client.subscribe_all()
         await live_view.run(client)

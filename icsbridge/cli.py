@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Coroutine
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from icsbridge.ics import shell
+from icsbridge.mapping.naming import Preset
 
 if TYPE_CHECKING:
     from icsbridge.ics.sim.topology import Topology as TopologyModel
@@ -100,6 +102,57 @@ def serve(
 
     _logging(verbose)
     _run(bridge.serve(ics, user, password, _topology(topology, modules, channels), time_scale))
+
+
+@app.command()
+def discover(
+    output: Annotated[Path, typer.Option("--output", "-o", help="Mapping file to write.")],
+    ics: Annotated[str | None, typer.Option("--ics", help="iCS WebSocket address.")] = None,
+    user: User = "admin",
+    password: Password = "password",
+    simulate: Annotated[bool, typer.Option(help="Discover the built-in simulator.")] = False,
+    topology: Topology = None,
+    modules: Modules = None,
+    channels: Channels = 16,
+    preset: Annotated[Preset | None, typer.Option(help="Naming preset.")] = None,
+    prefix: Annotated[str | None, typer.Option(help="Start of every PV name.")] = None,
+    serial: Annotated[
+        str | None, typer.Option(help="Crate controller serial number for iseg names.")
+    ] = None,
+    verbose: Verbose = 0,
+) -> None:
+    """Find every crate, module and channel of an iCS and write or refresh its mapping."""
+    from icsbridge.mapping.generate import NamingChoice, discover_command
+
+    if (ics is None) == (not simulate):
+        raise typer.BadParameter("give either --ics URL or --simulate")
+    _logging(verbose)
+    choice = NamingChoice(preset, prefix, serial)
+    hardware = _topology(topology, modules, channels) if simulate else None
+    _run(discover_command(ics, user, password, hardware, output, choice))
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON schema of mapping files, for editors that validate YAML."""
+    from icsbridge.mapping.document import Mapping
+
+    print(json.dumps(Mapping.model_json_schema(), indent=2))
+
+
+@app.command()
+def check(
+    path: Annotated[Path, typer.Argument(help="Mapping file.", dir_okay=False)],
+) -> None:
+    """Report every problem of a mapping file: items, names, overrides, aliases."""
+    from icsbridge.mapping.check import check_file
+
+    found = check_file(path)
+    for problem in found:
+        print(problem)
+    if found:
+        raise typer.Exit(1)
+    print(f"{path}: no problems")
 
 
 @ics_app.command()

@@ -39,6 +39,15 @@ class ItemPath(NamedTuple):
     def __str__(self) -> str:
         return ".".join(str(part) for part in self if part is not None)
 
+    @property
+    def order(self) -> tuple[int, int, int]:
+        """A sort key: system first, then by line, address and channel."""
+        return (
+            -1 if self.line is None else self.line,
+            -1 if self.address is None else self.address,
+            -1 if self.channel is None else self.channel,
+        )
+
 
 class ItemKey(NamedTuple):
     """One item of one object, as the cache and the adapters key it."""

@@ -8,6 +8,7 @@ subscribes again and resyncs the whole cache; it never writes anything on its ow
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import functools
 import logging
@@ -26,6 +27,8 @@ from icsbridge.ics import protocol, values
 from icsbridge.ics.cache import Cache, Update
 from icsbridge.ics.protocol import (
     Command,
+    ConfigReply,
+    GetConfig,
     Heartbeat,
     ItemRecords,
     Login,
@@ -120,6 +123,7 @@ class _Connection:
     acks: deque[_Write | None] = field(default_factory=deque)
     responses: deque[asyncio.Future[list[Update]]] = field(default_factory=deque)
     scripts: deque[asyncio.Future[ScriptReply]] = field(default_factory=deque)
+    configs: deque[asyncio.Future[ConfigReply]] = field(default_factory=deque)
     login: asyncio.Future[Trigger] | None = None
 
 
@@ -133,6 +137,7 @@ class IcsClient:
         heartbeat: seconds between heartbeat frames (default 10).
         missed_heartbeats: intervals without any frame before the link counts as lost (3).
         write_timeout: seconds a write may take until ack and readback (default 10).
+        reply_timeout: seconds a subscription may take until the iCS answers it (60).
         reconnect: (first, longest) back-off delay in seconds between reconnects (1, 30).
     """
 
@@ -146,6 +151,7 @@ class IcsClient:
         heartbeat: float = 10.0,
         missed_heartbeats: int = 3,
         write_timeout: float = 10.0,
+        reply_timeout: float = 60.0,
         reconnect: tuple[float, float] = (1.0, 30.0),
     ) -> None:
         self.url = url
@@ -154,6 +160,7 @@ class IcsClient:
         self.heartbeat = heartbeat
         self.silence_limit = heartbeat * missed_heartbeats
         self.write_timeout = write_timeout
+        self.reply_timeout = reply_timeout
         self._password = password
         self._reconnect = reconnect
         self._state = LinkState.LOST
@@ -293,7 +300,7 @@ class IcsClient:
         if conn is None:
             return
         down = LinkDown(f"iCS link {self.url} lost before the iCS answered")
-        for waiter in (*conn.responses, *conn.scripts, conn.login):
+        for waiter in (*conn.responses, *conn.scripts, *conn.configs, conn.login):
             if waiter is not None and not waiter.done():
                 waiter.set_exception(down)
         for writes in self._writes.values():
@@ -387,6 +394,9 @@ class IcsClient:
             case ScriptReply():
                 if conn.scripts and not conn.scripts[0].done():
                     conn.scripts.popleft().set_result(message)
+            case ConfigReply():
+                if conn.configs and not conn.configs[0].done():
+                    conn.configs.popleft().set_result(message)
 
     def _confirm(self, updates: Sequence[Update]) -> None:
         writes = self._writes
@@ -420,7 +430,7 @@ class IcsClient:
             conn.responses.append(waiter)
             waiters.append(waiter)
             await conn.ws.send(frame)
-        async with asyncio.timeout(self.silence_limit):
+        async with asyncio.timeout(self.reply_timeout):
             replies = await asyncio.gather(*waiters)
         updates = [update for reply in replies for update in reply]
         self._subscribed.update(update.key for update in updates)
@@ -506,6 +516,19 @@ class IcsClient:
         missing = [k for k in keys if k not in self._subscribed and self.cache.spec(k)]
         if missing:
             await self.subscribe((Selector(*k.path), k.item) for k in missing)
+
+    async def get_config(self) -> str:
+        """The iCS configuration file (XML), as the iCS sends it on getConfig."""
+        conn = self._ready()
+        waiter: asyncio.Future[ConfigReply] = asyncio.get_running_loop().create_future()
+        conn.configs.append(waiter)
+        await conn.ws.send(protocol.encode(GetConfig(conn.session)))
+        async with asyncio.timeout(self.write_timeout):
+            reply = await waiter
+        try:
+            return base64.b64decode(reply.data).decode("utf-8", "replace")
+        except ValueError as exc:
+            raise ProtocolError(f"configuration is not base64: {exc}") from None
 
     async def script(self, command: str, **args: object) -> ScriptReply:
         """Send a script command (startScript, availableScripts, ...) and return the reply."""
