@@ -68,6 +68,7 @@ async def test_rediscovery_keeps_aliases_comments_and_reports_changes(
     text = path.read_text()
     text = text.replace("aliases: {}", "aliases:\n  # the drift chamber\n  0.1.3: DRIFT3")
     text = text.replace("disabled: []", "disabled: ['0.*.*.Control.emergency']  # no EMCY")
+    text = text.replace("overrides: {}", "overrides:\n  0.1.3.Control.voltageSet: {drive_high: 2000}")
     path.write_text(text)
     bigger = Topology.uniform(3, 8)
     async with Simulator(bigger, time_scale=50).serve() as sim, make_client(sim) as client:
@@ -79,6 +80,7 @@ async def test_rediscovery_keeps_aliases_comments_and_reports_changes(
     voltage_set = next(i for i in mapping.items if str(i.key) == "0.1.3.Control.voltageSet")
     assert voltage_set.pv == "ISEG:5230000:0:1:3:VoltageSet"  # serial from the iCS config
     assert voltage_set.aliases == ["ISEG:5230000:DRIFT3:VoltageSet"]
+    assert voltage_set.drive_high == 2000 and voltage_set.high == 6000  # uniform: 6 kV
     emergency = [i for i in mapping.items if i.item == "Control.emergency"]
     assert emergency and all(i.disabled for i in emergency)
     assert report.vanished == []
