@@ -1,16 +1,62 @@
-"""`icsbridge serve`: one event loop with the iCS client, its cache and the served views."""
+"""`icsbridge serve`: one event loop with the iCS client, its cache and the served faces."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
 from icsbridge import live_view
+from icsbridge.core.writes import Writer
+from icsbridge.epics.server import CaServer
 from icsbridge.ics.link import open_client
 from icsbridge.ics.sim.topology import Topology
+from icsbridge.mapping import document
+from icsbridge.mapping.discover import discover
+from icsbridge.mapping.generate import mapping_of
+
+log = logging.getLogger(__name__)
 
 
-async def serve(
-    url: str | None, user: str, password: str, topology: Topology, time_scale: float
-) -> None:
-    """Connect to `url`, or to an in-process simulator when it is None, and serve live."""
-    async with open_client(url, user, password, topology, time_scale) as client:
-        await client.subscribe_all()
-        await live_view.run(client)
+@dataclass(frozen=True, slots=True)
+class Options:
+    """How `icsbridge serve` was asked to run."""
+
+    url: str | None
+    user: str
+    password: str
+    topology: Topology | None = None
+    time_scale: float = 1.0
+    mapping: Path | None = None
+    read_only: bool = False
+    list_pvs: bool = False
+    live: bool = False
+    write_timeout: float = 10.0
+    heartbeat: float = 10.0
+
+
+async def serve(options: Options) -> None:
+    """Connect to the iCS (or a simulator in this process) and serve its items until stopped."""
+    async with open_client(
+        options.url,
+        options.user,
+        options.password,
+        options.topology,
+        options.time_scale,
+        heartbeat=options.heartbeat,
+    ) as client:
+        if options.mapping is not None:
+            mapping = document.load(options.mapping)
+            await client.subscribe_all()
+        else:
+            log.info("no mapping given: discovering %s", client.url)
+            mapping = mapping_of(options.url or "simulator", await discover(client))
+        entries = {entry.key: entry for entry in mapping.items}
+        writer = Writer(client, entries, read_only=options.read_only, timeout=options.write_timeout)
+        health = f"{mapping.naming.effective_prefix}Bridge:"
+        ca = CaServer(client, mapping, writer, health_prefix=health)
+        faces = [ca.run(list_pvs=options.list_pvs)]
+        if options.live:
+            faces.append(live_view.run(client))
+        await asyncio.gather(*faces)

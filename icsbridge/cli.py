@@ -93,15 +93,39 @@ def serve(
     modules: Modules = None,
     channels: Channels = 16,
     time_scale: TimeScale = 1.0,
+    mapping: Annotated[
+        Path | None,
+        typer.Option(exists=True, dir_okay=False, help="Mapping file (default: discover now)."),
+    ] = None,
+    read_only: Annotated[bool, typer.Option(help="Refuse every write.")] = False,
+    list_pvs: Annotated[bool, typer.Option(help="Print every PV name once serving.")] = False,
+    live: Annotated[bool, typer.Option(help="Show the live view in the terminal.")] = False,
+    write_timeout: Annotated[float, typer.Option(help="Seconds a write may take.")] = 10.0,
+    heartbeat: Annotated[
+        float, typer.Option(help="Seconds between heartbeats; 3 silent ones lose the link.")
+    ] = 10.0,
     verbose: Verbose = 0,
 ) -> None:
-    """Connect to an iCS (or the built-in simulator) and serve its items live."""
-    if (ics is None) == (not simulate):
-        raise typer.BadParameter("give either --ics URL or --simulate")
+    """Serve every item of an iCS (or of the built-in simulator) as EPICS PVs."""
     from icsbridge import bridge
 
+    if (ics is None) == (not simulate):
+        raise typer.BadParameter("give either --ics URL or --simulate")
     _logging(verbose)
-    _run(bridge.serve(ics, user, password, _topology(topology, modules, channels), time_scale))
+    options = bridge.Options(
+        url=ics,
+        user=user,
+        password=password,
+        topology=_topology(topology, modules, channels) if simulate else None,
+        time_scale=time_scale,
+        mapping=mapping,
+        read_only=read_only,
+        list_pvs=list_pvs,
+        live=live,
+        write_timeout=write_timeout,
+        heartbeat=heartbeat,
+    )
+    _run(bridge.serve(options))
 
 
 @app.command()
@@ -153,6 +177,47 @@ def check(
     if found:
         raise typer.Exit(1)
     print(f"{path}: no problems")
+
+
+@app.command()
+def db(
+    templates: Annotated[
+        Path | None, typer.Option(file_okay=False, help="Write the templates into DIR.")
+    ] = None,
+    check: Annotated[
+        bool, typer.Option(help="With --templates: only say if DIR is stale.")
+    ] = False,
+    mapping: Annotated[
+        Path | None, typer.Option(exists=True, dir_okay=False, help="Mapping file.")
+    ] = None,
+    substitutions: Annotated[
+        Path | None, typer.Option(dir_okay=False, help="Write the mapping's substitutions.")
+    ] = None,
+) -> None:
+    """EPICS database files: the templates of every item, substitutions of a mapping."""
+    from icsbridge.epics import database
+    from icsbridge.epics.substitutions import substitutions as make_substitutions
+    from icsbridge.mapping.document import load
+
+    if templates is None and substitutions is None:
+        raise typer.BadParameter("give --templates DIR and/or --mapping FILE --substitutions FILE")
+    if templates is not None and check:
+        stale = database.outdated_templates(templates)
+        for name in stale:
+            print(f"{templates / name}: out of date; run `{database.COMMAND}`")
+        raise typer.Exit(1 if stale else 0)
+    if templates is not None:
+        for path in database.write_templates(templates):
+            print(path)
+    if substitutions is not None:
+        if mapping is None:
+            raise typer.BadParameter("--substitutions needs --mapping FILE")
+        try:
+            text = make_substitutions(load(mapping))
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
+        substitutions.write_text(text, "utf-8")
+        print(substitutions)
 
 
 @ics_app.command()

@@ -7,7 +7,7 @@ else in icsbridge (simulator, client, PVs, OPC UA nodes) derives item metadata f
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 from functools import cache
 from importlib import resources
 
@@ -65,6 +65,60 @@ class ModuleOption(StrEnum):
     MICC = "micc"
 
 
+class Severity(IntEnum):
+    """Alarm severity of an item's state, as EPICS orders them.
+
+    The rule: error latches, trips and other faults present now are MAJOR when set; event
+    latches other than those of normal operation (ramps, constant voltage) are MINOR when
+    set; good-flags are MAJOR when clear; a `runningState` of
+    `error` is MAJOR.
+    """
+
+    NO_ALARM = 0
+    MINOR = 1
+    MAJOR = 2
+
+
+ALARM_FLAGS = frozenset(
+    {
+        "currentTrip",
+        "emergency",
+        "externalInhibitActive",
+        "needService",
+        "inputError",
+        "voltageLimitExceeded",
+        "currentLimitExceeded",
+        "arc",
+    }
+)
+"""Status flags that are faults while set."""
+
+ROUTINE_EVENTS = frozenset(
+    {
+        "endOfRamp",
+        "endOfCurrentRamp",
+        "voltageRampUp",
+        "voltageRampDown",
+        "currentRampUp",
+        "currentRampDown",
+        "constantVoltage",
+    }
+)
+"""Event latches of normal operation: no alarm."""
+
+GOOD_FLAGS = frozenset(
+    {
+        "isAlive",
+        "mainsGood",
+        "supplyGood",
+        "batteryGood",
+        "temperatureGood",
+        "safetyLoopClosed",
+    }
+)
+"""Status flags that are faults while clear."""
+
+
 class ItemSpec(BaseModel):
     """One item of one level, as the iCS defines it."""
 
@@ -80,6 +134,8 @@ class ItemSpec(BaseModel):
     min: float | None = None
     max: float | None = None
     states: dict[str, str] = Field(default_factory=dict)
+    length: int = Field(default=39, ge=1)
+    """Longest text value; over 39 characters does not fit an EPICS string."""
     description: str = Field(max_length=40)
     kinds: frozenset[ModuleKind] = frozenset({ModuleKind.HV})
     requires: frozenset[ModuleOption] = frozenset()
@@ -91,6 +147,21 @@ class ItemSpec(BaseModel):
         if self.type is ValueType.BOOL and self.states and set(self.states) != {"0", "1"}:
             raise ValueError(f"{self.name}: bool states must be keyed '0' and '1'")
         return self
+
+    @property
+    def severities(self) -> dict[str, Severity]:
+        """The alarm severity of each wire value that raises one (see `Severity`)."""
+        category, _, word = self.name.partition(".")
+        if self.type is ValueType.BOOL:
+            if category == "Error" or word in ALARM_FLAGS:
+                return {"1": Severity.MAJOR}
+            if category == "Event" and word not in ROUTINE_EVENTS:
+                return {"1": Severity.MINOR}
+            if word in GOOD_FLAGS:
+                return {"0": Severity.MAJOR}
+        if word == "runningState":
+            return {"error": Severity.MAJOR}
+        return {}
 
     def exists_on(self, kind: ModuleKind, options: Iterable[ModuleOption]) -> bool:
         """Whether a module of this kind and with these options carries the item."""

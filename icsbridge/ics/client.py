@@ -336,7 +336,11 @@ class IcsClient:
     async def _login(self, conn: _Connection) -> None:
         conn.login = asyncio.get_running_loop().create_future()
         await conn.ws.send(protocol.encode(Login(self.user, self._password)))
-        reply = await conn.login
+        try:
+            async with asyncio.timeout(self.silence_limit):
+                reply = await conn.login
+        except TimeoutError:
+            raise _LinkLost(f"no login reply within {self.silence_limit:g} s") from None
         if not reply.accepted or not reply.session:
             raise LoginRefused(f"{self.url} refused the login of user {self.user!r}")
         conn.session = reply.session

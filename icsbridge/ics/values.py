@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 from icsbridge.catalog import ItemSpec, ValueType
@@ -68,24 +69,36 @@ def decode(spec: ItemSpec | None, text: str, unit: str) -> tuple[Value, str]:
         raise ProtocolError(f"bad value {text!r:.40} for {spec.name if spec else 'item'}") from None
 
 
+def coerce(type_: ValueType, value: object) -> Value:
+    """The value as one of `type_`: ints pass as floats, integral floats as ints, 0/1 as bools.
+
+    Raises `TypeError` for anything else, including NaN and infinities.
+    """
+    match type_:
+        case ValueType.FLOAT:
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            if number and math.isfinite(value):  # type: ignore[arg-type]
+                return float(value)  # type: ignore[arg-type]
+        case ValueType.INT:
+            if isinstance(value, int) and not isinstance(value, bool):
+                return value
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+        case ValueType.BOOL:
+            if isinstance(value, bool) or (isinstance(value, int | float) and value in (0, 1)):
+                return bool(value)
+        case ValueType.TEXT:
+            if isinstance(value, str):
+                return value
+    raise TypeError(f"not a {type_.value}: {value!r:.40}")
+
+
 def encode(spec: ItemSpec, value: Value) -> tuple[str, str]:
     """A typed value as the wire string and explicit unit of a setItem for `spec`.
 
     Raises `TypeError` when the value does not fit the item's type.
     """
-    match spec.type:
-        case ValueType.BOOL:
-            if isinstance(value, bool) or value in (0, 1):
-                return format_value(bool(value)), spec.unit
-        case ValueType.INT:
-            if isinstance(value, int) and not isinstance(value, bool):
-                return format_value(value), spec.unit
-            if isinstance(value, float) and value.is_integer():
-                return format_value(int(value)), spec.unit
-        case ValueType.FLOAT:
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                return format_value(float(value)), spec.unit
-        case ValueType.TEXT:
-            if isinstance(value, str):
-                return value, spec.unit
-    raise TypeError(f"{spec.name} takes a {spec.type.value}, not {value!r:.40}")
+    try:
+        return format_value(coerce(spec.type, value)), spec.unit
+    except TypeError as exc:
+        raise TypeError(f"{spec.name}: {exc}") from None

@@ -14,7 +14,8 @@ PRECISION = {"V": 3, "A": 9, "°C": 1, "%/s": 3, "%": 1, "V/s": 3, "A/s": 9, "V/
 """Display precision (EPICS PREC) of floats by base unit."""
 
 
-def _objects(mapping: Mapping) -> Iterator[tuple[ItemPath, ModuleEntry | None]]:
+def objects(mapping: Mapping) -> Iterator[tuple[ItemPath, ModuleEntry | None]]:
+    """The system, crates, modules and channels of a mapping, each with its module."""
     yield ItemPath(), None
     for crate in mapping.crates:
         yield ItemPath(crate.line, crate.address), None
@@ -55,6 +56,7 @@ def _entry(mapping: Mapping, key: ItemKey, spec: ItemSpec, module: ModuleEntry |
         "description": spec.description,
         "precision": PRECISION.get(spec.unit, 3) if spec.type is ValueType.FLOAT else None,
         "states": spec.states,
+        "length": spec.length,
         "disabled": any(fnmatchcase(str(key), pattern) for pattern in mapping.disabled),
         **_limits(spec, module),
     }
@@ -68,7 +70,7 @@ def items(mapping: Mapping, specs: Catalog | None = None) -> list[ItemEntry]:
     """Every item instance of the mapping's crates and modules, named by its settings."""
     specs = specs or catalog()
     entries = []
-    for path, module in _objects(mapping):
+    for path, module in objects(mapping):
         kind = module.kind if module else ModuleKind.HV
         options = module.options if module else ()
         for spec in specs.level(path.level, kind, options):

@@ -102,6 +102,7 @@ class ItemEntry(_Strict):
     warn_low: float | None = None
     warn_high: float | None = None
     states: dict[str, str] = {}
+    length: int = 39
     disabled: bool = False
 
     @property

@@ -57,6 +57,25 @@ def _naming(current: dict[str, object], choice: NamingChoice, found: str | None)
     return Naming.model_validate(fields)
 
 
+def mapping_of(
+    url: str, hardware: Hardware, choice: NamingChoice = NamingChoice(), base: Mapping | None = None
+) -> Mapping:
+    """The mapping of discovered hardware, keeping the settings of `base` if given."""
+    current = base.naming.model_dump(exclude_none=True) if base else {}
+    naming = _naming(current, choice, hardware.serial)
+    start = base or Mapping(ics=url, naming=naming)
+    return build.rebuild(
+        start.model_copy(
+            update={
+                "ics": url,
+                "naming": naming,
+                "crates": hardware.crates,
+                "modules": hardware.modules,
+            }
+        )
+    )
+
+
 def refresh(
     text: str | None, url: str, hardware: Hardware, choice: NamingChoice = NamingChoice()
 ) -> tuple[str, Report]:
@@ -67,23 +86,14 @@ def refresh(
     """
     old = document.parse(text) if text else None
     settings = document.load_settings(text) if text else None
-    current = dict(settings.get("naming") or {}) if settings else {}
-    naming = _naming(current, choice, hardware.serial)
-    base = (
-        old.model_copy(update={"ics": url, "naming": naming})
-        if old
-        else Mapping(ics=url, naming=naming)
-    )
-    mapping = build.rebuild(
-        base.model_copy(update={"crates": hardware.crates, "modules": hardware.modules})
-    )
+    mapping = mapping_of(url, hardware, choice, old)
     if settings is None:
         settings = document.settings_of(mapping)
     else:
         settings["ics"] = url
         settings["naming"] = settings.get("naming") or {}
         for field in ("preset", "prefix", "serial"):
-            value = getattr(naming, field)
+            value = getattr(mapping.naming, field)
             if value is not None and settings["naming"].get(field) != value:
                 settings["naming"][field] = str(value)
     before = [str(item.key) for item in old.items] if old else []

@@ -11,7 +11,7 @@ from icsbridge.ics.protocol import Command, Request, Selector
 from icsbridge.ics.sim.server import Simulator
 from icsbridge.model import CRATE_ADDRESS, ItemKey, ItemPath
 
-from conftest import make_client, wait_until
+from conftest import eventually, make_client, wait_until
 
 CHANNEL = ItemPath(0, 0, 1)
 
@@ -140,4 +140,14 @@ async def test_a_silent_link_counts_as_lost(sim: Simulator) -> None:
         waited = loop.time() - silent_since
         assert waited >= 0.15 - 0.06  # not before 3 intervals without a frame
         sim.faults.silent = False
+        await client.wait_for_state(LinkState.READY)
+
+
+async def test_a_login_that_is_never_answered_is_tried_again(sim: Simulator) -> None:
+    async with make_client(sim, heartbeat=0.05) as client:
+        sim.faults.silent = True  # the next login is taken, but its reply is lost
+        sim.faults.drop_all()
+        await client.wait_for_state(LinkState.CONNECTING)
+        await eventually(lambda: sum(type(m).__name__ == "Login" for m in sim.received) >= 2)
+        sim.faults.silent = False  # pushes to the orphan session flow again
         await client.wait_for_state(LinkState.READY)

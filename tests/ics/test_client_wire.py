@@ -114,7 +114,7 @@ async def test_no_login_reply_fails_the_first_connect(
     server = await serve(silent, "127.0.0.1", 0)
     try:
         url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-        with pytest.raises(LinkDown, match="no frame from the iCS"):
+        with pytest.raises(LinkDown, match="no login reply"):
             async with IcsClient(url, "admin", "password", heartbeat=0.05):
                 pass
     finally:

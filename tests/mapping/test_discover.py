@@ -68,7 +68,9 @@ async def test_rediscovery_keeps_aliases_comments_and_reports_changes(
     text = path.read_text()
     text = text.replace("aliases: {}", "aliases:\n  # the drift chamber\n  0.1.3: DRIFT3")
     text = text.replace("disabled: []", "disabled: ['0.*.*.Control.emergency']  # no EMCY")
-    text = text.replace("overrides: {}", "overrides:\n  0.1.3.Control.voltageSet: {drive_high: 2000}")
+    text = text.replace(
+        "overrides: {}", "overrides:\n  0.1.3.Control.voltageSet: {drive_high: 2000}"
+    )
     path.write_text(text)
     bigger = Topology.uniform(3, 8)
     async with Simulator(bigger, time_scale=50).serve() as sim, make_client(sim) as client:

@@ -46,6 +46,15 @@ class Tree:
     nodes: Mapping[ItemPath, Node]
 
 
+INTERFACES = {
+    "eth0": "TCP/IP (Ethernet)",
+    "wlan0": "TCP/IP (Wi-Fi)",
+    "usbAux": "USB",
+    "usbRemote": "USB",
+}
+"""Interfaces besides the CAN lines that the simulated iCS host reports, and protocols."""
+
+
 def _values(shape: Shape, initial: Mapping[str, Value]) -> dict[str, Value]:
     """Every readable item of a shape at its initial value, typed as the catalog says."""
     values: dict[str, Value] = {}
@@ -81,8 +90,8 @@ def _system(topology: Topology) -> dict[str, Value]:
         "Status.runningStateSystem": "ok",
         "Status.canState": "0",
         "Status.canText": "ok",
-        "Status.discover": ",".join(f"can{line}" for line in lines),
-        "Status.protocols": ",".join("CAN" for _ in lines),
+        "Status.discover": ",".join([*(f"can{line}" for line in lines), *INTERFACES]),
+        "Status.protocols": ",".join(["CAN"] * len(lines) + list(INTERFACES.values())),
         "Status.ethernetState": "up",
         "Status.wifiState": "off",
         "Status.usbAuxState": "0",

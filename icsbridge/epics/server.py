@@ -1,0 +1,166 @@
+"""The Channel Access server: every mapped item as a PV, fed from the client's cache.
+
+One task publishes for all PVs: the cache hands it each batch of updates, it keeps the
+newest value per item (so an overloaded server skips stale values, as EPICS monitor queues
+do) and publishes to subscribed PVs only. Link state changes mark every PV INVALID/COMM,
+or clear that, in one pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Iterable, Sequence
+
+import caproto
+from caproto import ChannelData, ChannelDouble, ChannelEnum, SubscriptionType
+from caproto.asyncio.server import Context
+from caproto.server.stats import StatusHelper
+
+from icsbridge.core.writes import Writer
+from icsbridge.ics.cache import Update
+from icsbridge.ics.client import IcsClient, LinkState
+from icsbridge.live_view import UpdateRate
+from icsbridge.mapping.document import Mapping
+from icsbridge.model import ItemKey
+
+from .pvs import ItemPV, make_pv
+
+log = logging.getLogger(__name__)
+
+YIELD_EVERY = 200
+"""PVs published before the publisher lets other tasks run."""
+
+PUBLISH = SubscriptionType.DBE_VALUE | SubscriptionType.DBE_LOG | SubscriptionType.DBE_ALARM
+
+
+class _Health:
+    """The bridge's own PVs: link state, age of the last frame, updates per second."""
+
+    def __init__(self, prefix: str) -> None:
+        states = [state.value for state in LinkState]
+        self.link = ChannelEnum(value=LinkState.LOST.value, enum_strings=states)
+        self.frame_age = ChannelDouble(value=0.0, units="s", precision=1)
+        self.rate = ChannelDouble(value=0.0, units="1/s", precision=0)
+        self.pvdb: dict[str, ChannelData] = {
+            f"{prefix}LinkState": self.link,
+            f"{prefix}FrameAge": self.frame_age,
+            f"{prefix}UpdateRate": self.rate,
+        }
+        self.pvdb.update(StatusHelper(prefix=prefix).pvdb)
+
+
+class CaServer:
+    """The PVs of a mapping, kept current from `client` and written through `writer`."""
+
+    def __init__(
+        self, client: IcsClient, mapping: Mapping, writer: Writer, *, health_prefix: str
+    ) -> None:
+        self.client = client
+        self.pvs: dict[ItemKey, ItemPV] = {}
+        self.pvdb: dict[str, ChannelData] = {}
+        for entry in mapping.items:
+            if entry.disabled:
+                continue
+            pv = make_pv(entry, writer)
+            self.pvs[entry.key] = pv
+            for name in (entry.pv, *entry.aliases):
+                self.pvdb[name] = pv
+        self.item_names = list(self.pvdb)
+        self.health = _Health(health_prefix)
+        self.pvdb.update(self.health.pvdb)
+        self.rate = UpdateRate()
+        self._pending: dict[ItemKey, Update] = {}
+        self._link_changed = True
+        self._wake = asyncio.Event()
+        self.context: Context | None = None
+        for update in client.cache.values():
+            known = self.pvs.get(update.key)
+            if known is not None:
+                known.apply(update.value, update.time)
+
+    def _take(self, updates: Sequence[Update]) -> None:
+        pvs, pending = self.pvs, self._pending
+        for update in updates:
+            if update.key in pvs:
+                pending[update.key] = update
+        self.rate.count(updates)
+        self._wake.set()
+
+    def _link(self, state: LinkState) -> None:
+        self._link_changed = True
+        self._wake.set()
+
+    async def _publish(self) -> None:
+        """The one publisher: apply pending updates and link changes, notify subscribers."""
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if self._link_changed:
+                self._link_changed = False
+                up = self.client.state is LinkState.READY
+                for pv in self.pvs.values():
+                    pv.link(up)
+                await self._notify(self.pvs.values())
+                await self._update_health()
+            pending, self._pending = self._pending, {}
+            pvs = self.pvs
+            for key, update in pending.items():
+                pvs[key].apply(update.value, update.time)
+            await self._notify(pvs[key] for key in pending)
+
+    async def _notify(self, pvs: Iterable[ItemPV]) -> None:
+        """Publish to the subscribers of these PVs, yielding to other tasks now and then."""
+        count = 0
+        for pv in pvs:
+            if not pv._queues:  # type: ignore[attr-defined]
+                continue
+            try:
+                await pv.publish(PUBLISH)  # type: ignore[attr-defined]
+            except Exception:
+                log.exception("could not publish %s", pv.entry.pv)
+            count += 1
+            if count % YIELD_EVERY == 0:
+                await asyncio.sleep(0)
+
+    async def _update_health(self) -> None:
+        loop = asyncio.get_running_loop()
+        health = self.health
+        await health.link.write(self.client.state.value)
+        await health.frame_age.write(max(0.0, loop.time() - self.client.last_frame_time))
+        await health.rate.write(self.rate.sample(loop.time()))
+
+    async def _health_loop(self, period: float = 1.0) -> None:
+        while True:
+            await self._update_health()
+            await asyncio.sleep(period)
+
+    async def run(self, *, list_pvs: bool = False) -> None:
+        """Serve until cancelled, on the port and interfaces the EPICS environment names."""
+        stop_updates = self.client.cache.subscribe(self._take)
+        stop_states = self.client.on_state(self._link)
+        context = self.context = Context(self.pvdb, caproto.get_server_address_list())
+        port = os.environ.get("EPICS_CAS_SERVER_PORT")
+        if port:
+            context.ca_server_port = int(port)
+
+        async def started(async_lib: object) -> None:
+            log.info("serving %d PVs over Channel Access on port %d", len(self.pvs), context.port)
+            if list_pvs:
+                sys.stdout.write("".join(f"{name}\n" for name in self.item_names))
+                sys.stdout.flush()
+
+        tasks = [
+            asyncio.create_task(self._publish(), name="ca-publish"),
+            asyncio.create_task(self._health_loop(), name="ca-health"),
+        ]
+        try:
+            await context.run(startup_hook=started)
+        finally:
+            stop_updates()
+            stop_states()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
