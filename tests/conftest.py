@@ -157,14 +157,14 @@ class SimThread:
 class BridgeProcess:
     """`icsbridge serve` as a user starts it, against a simulator, on the suite's CA port."""
 
-    def __init__(self, url: str, *args: str) -> None:
+    def __init__(self, url: str, *args: str, env: dict[str, str] | None = None) -> None:
         command = [sys.executable, "-m", "icsbridge", "serve", "--ics", url, *args]
         self.process = subprocess.Popen(
             command,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env={**os.environ, **EPICS_ENV},
+            env={**os.environ, **EPICS_ENV, **(env or {})},
         )
         self.log: list[str] = []
         self._lines: queue.Queue[str] = queue.Queue()

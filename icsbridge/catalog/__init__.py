@@ -153,7 +153,7 @@ class ItemSpec(BaseModel):
         """The alarm severity of each wire value that raises one (see `Severity`)."""
         category, _, word = self.name.partition(".")
         if self.type is ValueType.BOOL:
-            if category == "Error" or word in ALARM_FLAGS:
+            if category == "Error" or (category == "Status" and word in ALARM_FLAGS):
                 return {"1": Severity.MAJOR}
             if category == "Event" and word not in ROUTINE_EVENTS:
                 return {"1": Severity.MINOR}

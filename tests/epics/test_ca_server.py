@@ -153,46 +153,51 @@ def test_put_with_callback_completes_once_the_ics_confirmed(
 ) -> None:
     assert put_status(f"{P}0:2:0:VoltageSet", 123.5) == ECA_NORMAL
     assert sim_value(sim, ItemKey(0, 2, 0, "Control.voltageSet")) == 123.5
+    bridge.wait_for_log(
+        r"write ISEG:5230102:0:2:0:VoltageSet by \S+@\S+ via CA: "
+        r"0\.0 -> 123\.5 confirmed 123\.5"
+    )
     assert read(f"{P}0:2:0:VoltageSet") == 123.5
 
 
 def test_a_monitor_sees_every_step_of_a_ramp(sim: SimThread, bridge: BridgeProcess) -> None:
     key = ItemKey(0, 0, 2, "Status.voltageMeasure")
-    pushed: list[float] = []  # what the simulator sent, seen by a client of its own
+    pushed: list[tuple[float, float]] = []  # what the simulator sent, seen by another client
 
     async def watch() -> IcsClient:
         client = IcsClient(sim.url, "admin", "password")
         await client.start()
         client.cache.subscribe(
-            lambda updates: pushed.extend(u.value for u in updates if u.key == key)
+            lambda updates: pushed.extend((u.value, u.time) for u in updates if u.key == key)
         )  # type: ignore[misc]
         await client.subscribe([(Selector(*key.path), key.item)])
         return client
 
     observer = sim.call(watch())
-    steps: list[float] = []
+    steps: list[tuple[float, float]] = []
     arrived = threading.Condition()
 
-    def changed(value: float, **_: object) -> None:
+    def changed(value: float, timestamp: float, **_: object) -> None:
         with arrived:
-            steps.append(value)
+            steps.append((value, timestamp))
             arrived.notify_all()
 
-    monitor = epics.PV(f"{P}0:0:2:VoltageMeasure", callback=changed, auto_monitor=True)
+    monitor = epics.PV(f"{P}0:0:2:VoltageMeasure", callback=changed, auto_monitor=True, form="time")
     assert monitor.wait_for_connection(5)
     assert put_status(f"{P}0:0:VoltageRampSpeed", 2.0) == ECA_NORMAL  # 120 V/s
     assert put_status(f"{P}0:0:2:VoltageSet", 600.0) == ECA_NORMAL
     assert put_status(f"{P}0:0:2:Control:setOn", 1) == ECA_NORMAL
     with arrived:
-        assert arrived.wait_for(lambda: steps and abs(steps[-1] - 600.0) < 1.0, timeout=30)
+        assert arrived.wait_for(lambda: steps and abs(steps[-1][0] - 600.0) < 1.0, timeout=30)
     monitor.clear_callbacks()
     sim.call(observer.close())
 
-    def ramp(values: list[float]) -> list[float]:
-        return [v for v in values if 5.0 < v < 595.0]
+    def ramp(values: list[tuple[float, float]]) -> list[tuple[float, float]]:
+        return [(v, round(t, 4)) for v, t in values if 5.0 < v < 595.0]
 
     assert len(ramp(steps)) >= 3, steps
-    assert ramp(steps) == ramp(pushed), "the monitor missed or invented a step"
+    assert [v for v, _ in ramp(steps)] == [v for v, _ in ramp(pushed)], "a step was lost"
+    assert ramp(steps) == ramp(pushed), "time stamps must be the iCS's own"
     assert epics.caget(f"{P}0:0:2:Control:setOn", as_string=True, use_monitor=False) == "on"
 
 
@@ -247,7 +252,17 @@ def test_a_trip_shows_in_the_on_off_pv(sim: SimThread, bridge: BridgeProcess) ->
         [line for line in bridge.log if "0:0:5" in line],
     )
     assert epics.caget(channel + "ErrorTrip", as_string=True, use_monitor=False) == "latched"
-    assert epics.caget(channel + "ErrorTrip.SEVR", as_string=True) == "MAJOR"
+    severities = {
+        suffix: epics.caget(f"{channel}{suffix}.SEVR", as_string=True, use_monitor=False)
+        for suffix in ("ErrorTrip", "isTrip", "RunningState", "EventTrip", "EventEndOfRamp")
+    }
+    assert severities == {
+        "ErrorTrip": "MAJOR",
+        "isTrip": "MAJOR",
+        "RunningState": "MAJOR",
+        "EventTrip": "MINOR",
+        "EventEndOfRamp": "NO_ALARM",
+    }
 
 
 SAMPLE = [

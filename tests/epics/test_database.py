@@ -125,7 +125,7 @@ def test_ioc_records_carry_the_catalogues_fields(ioc: SoftIoc) -> None:
     assert (ioc.field(f"{on}.ZNAM"), ioc.field(f"{on}.ONAM")) == ("off", "on")
     assert ioc.field("ISEG:5230102:0:0:ErrorSafetyLoopNotGood.OSV") == "MAJOR"
     assert ioc.field("ISEG:5230102:0:0:isSafetyLoopGood.ZSV") == "MAJOR"
-    assert ioc.field("ISEG:5230102:0:0:0:EventTrip.OSV") == "MAJOR"
+    assert ioc.field("ISEG:5230102:0:0:0:EventTrip.OSV") == "MINOR"  # an event, not the trip
     assert ioc.field("ISEG:5230102:0:0:0:EventMaxPower.OSV") == "MINOR"
     assert ioc.field("ISEG:5230102:0:0:0:EventEndOfRamp.OSV") == "NO_ALARM"
     assert ioc.field("ISEG:5230102:0:0:SampleRate.THVL") == "500"
