@@ -28,10 +28,11 @@ def sim() -> Iterator[SimThread]:
 
 
 def with_overrides(tmp_path: Path, overrides: str) -> Path:
-    """The shipped mapping with some overrides, regenerated as discovery would."""
+    """The shipped mapping with an alias and some overrides, regenerated as discovery would."""
     from icsbridge.mapping import build, document
 
     text = MAPPING.read_text().replace("overrides: {}", f"overrides: {overrides}")
+    text = text.replace("aliases: {}", "aliases: {0.2.7: DRIFT7}")
     settings, mapping = document.load_settings(text), build.rebuild(document.parse(text))
     path = tmp_path / "site.yaml"
     path.write_text(document.dump(settings, mapping))
@@ -39,13 +40,18 @@ def with_overrides(tmp_path: Path, overrides: str) -> Path:
 
 
 @pytest.fixture(scope="module")
-def read_only(sim: SimThread, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BridgeProcess]:
-    """A read-only bridge that lists its PVs, with alarm limits on one measured voltage."""
-    mapping = with_overrides(
+def site_mapping(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shipped mapping with an alias and alarm limits on one measured voltage."""
+    return with_overrides(
         tmp_path_factory.mktemp("mapping"),
         "{0.2.7.Status.voltageMeasure: {alarm_high: -1, warn_low: -2}}",
     )
-    process = BridgeProcess(sim.url, "--mapping", str(mapping), "--read-only", "--list-pvs")
+
+
+@pytest.fixture(scope="module")
+def read_only(sim: SimThread, site_mapping: Path) -> Iterator[BridgeProcess]:
+    """A read-only bridge of the site mapping that lists its PVs."""
+    process = BridgeProcess(sim.url, "--mapping", str(site_mapping), "--read-only", "--list-pvs")
     yield process
     process.stop()
 
@@ -59,10 +65,14 @@ def set_item_count(sim: SimThread) -> int:
     )
 
 
-def test_list_pvs_prints_every_pv_name_once_serving(read_only: BridgeProcess) -> None:
+def test_list_pvs_prints_every_pv_name_once_serving(
+    read_only: BridgeProcess, site_mapping: Path
+) -> None:
     from icsbridge.mapping import document
 
-    expected = [item.pv for item in document.load(MAPPING).items]
+    expected = [
+        name for item in document.load(site_mapping).items for name in (item.pv, *item.aliases)
+    ]
     assert read_only.process.stdout is not None
     names = [read_only.process.stdout.readline().strip() for _ in expected]
     assert names == expected
@@ -110,3 +120,8 @@ def test_the_cas_port_wins_over_the_ca_port(sim: SimThread) -> None:
         assert re.search(rf"serving \d+ PVs over Channel Access on port {port}\b", serving)
     finally:
         process.stop()
+
+
+def test_an_alias_is_a_second_name_of_the_same_pv(read_only: BridgeProcess) -> None:
+    by_alias = epics.caget(f"{P}DRIFT7:VoltageNominal", use_monitor=False)
+    assert by_alias == epics.caget(f"{P}0:2:7:VoltageNominal", use_monitor=False) == 500.0

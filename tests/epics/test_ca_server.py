@@ -219,6 +219,17 @@ def test_refused_writes_fail_and_send_nothing(
     assert set_items(sim) == before
 
 
+def test_a_write_the_ics_does_not_confirm_in_time_fails(
+    sim: SimThread, bridge: BridgeProcess
+) -> None:
+    sim.call(lambda: setattr(sim.sim.faults, "reply_delay", 5.0))
+    try:
+        assert put_status(f"{P}0:2:2:VoltageSet", 42.0) != ECA_NORMAL
+        bridge.wait_for_log(r"0:2:2:VoltageSet .* failed: .*no confirmation within 3 s")
+    finally:
+        sim.call(lambda: setattr(sim.sim.faults, "reply_delay", 0.0))
+
+
 def test_read_only_items_refuse_writes(sim: SimThread, bridge: BridgeProcess) -> None:
     before = set_items(sim)
     pv = epics.PV(f"{P}0:2:1:VoltageMeasure")
