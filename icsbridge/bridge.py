@@ -1,4 +1,4 @@
-"""`icsbridge serve`: one event loop with the iCS client, its cache and the served faces."""
+"""`icsbridge serve`: one event loop with the iCS client, its cache, CA and OPC UA servers."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from icsbridge.ics.sim.topology import Topology
 from icsbridge.mapping import document
 from icsbridge.mapping.discover import discover
 from icsbridge.mapping.generate import mapping_of
+from icsbridge.opcua.server import DEFAULT_ENDPOINT, UaServer
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ class Options:
     live: bool = False
     write_timeout: float = 10.0
     heartbeat: float = 10.0
+    opcua_endpoint: str | None = DEFAULT_ENDPOINT
 
 
 async def serve(options: Options) -> None:
@@ -57,6 +59,10 @@ async def serve(options: Options) -> None:
         health = f"{mapping.naming.effective_prefix}Bridge:"
         ca = CaServer(client, mapping, writer, health_prefix=health)
         faces = [ca.run(list_pvs=options.list_pvs)]
+        if options.opcua_endpoint is not None:
+            ua_server = UaServer(client, mapping, writer, endpoint=options.opcua_endpoint)
+            await ua_server.setup()
+            faces.append(ua_server.run())
         if options.live:
             faces.append(live_view.run(client))
         await asyncio.gather(*faces)

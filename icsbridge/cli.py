@@ -104,9 +104,13 @@ def serve(
     heartbeat: Annotated[
         float, typer.Option(help="Seconds between heartbeats; 3 silent ones lose the link.")
     ] = 10.0,
+    opcua_endpoint: Annotated[
+        str, typer.Option(help="OPC UA endpoint to serve at.")
+    ] = "opc.tcp://0.0.0.0:4840/icsbridge/",
+    opcua: Annotated[bool, typer.Option(help="Serve OPC UA too.")] = True,
     verbose: Verbose = 0,
 ) -> None:
-    """Serve every item of an iCS (or of the built-in simulator) as EPICS PVs."""
+    """Serve every item of an iCS (or of the built-in simulator) as EPICS PVs and OPC UA."""
     from icsbridge import bridge
 
     if (ics is None) == (not simulate):
@@ -124,6 +128,7 @@ def serve(
         live=live,
         write_timeout=write_timeout,
         heartbeat=heartbeat,
+        opcua_endpoint=opcua_endpoint if opcua else None,
     )
     _run(bridge.serve(options))
 

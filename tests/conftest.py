@@ -47,8 +47,8 @@ async def sim(no_task_leaks: None) -> AsyncIterator[Simulator]:
 
 
 def make_client(sim: Simulator, **options: object) -> IcsClient:
-    """A client of the simulator with test-sized timing (heartbeat 0.1 s, quick reconnect)."""
-    settings: dict[str, object] = {"heartbeat": 0.1, "write_timeout": 5.0, "reconnect": (0.02, 0.2)}
+    """A client of the simulator with test-sized timing (heartbeat 0.5 s, quick reconnect)."""
+    settings: dict[str, object] = {"heartbeat": 0.5, "write_timeout": 5.0, "reconnect": (0.02, 0.2)}
     settings.update(options)
     return IcsClient(sim.url, "admin", "password", **settings)  # type: ignore[arg-type]
 
@@ -158,7 +158,8 @@ class BridgeProcess:
     """`icsbridge serve` as a user starts it, against a simulator, on the suite's CA port."""
 
     def __init__(self, url: str, *args: str, env: dict[str, str] | None = None) -> None:
-        command = [sys.executable, "-m", "icsbridge", "serve", "--ics", url, *args]
+        opcua = () if any(arg.startswith("--opcua") for arg in args) else ("--no-opcua",)
+        command = [sys.executable, "-m", "icsbridge", "serve", "--ics", url, *opcua, *args]
         self.process = subprocess.Popen(
             command,
             stdout=subprocess.PIPE,

@@ -9,6 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from conftest import free_port
+
 ICSBRIDGE = [sys.executable, "-m", "icsbridge"]
 
 
@@ -90,9 +92,13 @@ def test_ics_watch_prints_changes(sim_url: str) -> None:
 
 
 def test_serve_simulate_comes_up_ready() -> None:
-    process = _start("serve", "--simulate", "--time-scale", "50")
+    endpoint = f"opc.tcp://127.0.0.1:{free_port()}/icsbridge/"
+    process = _start("serve", "--simulate", "--time-scale", "50", "--opcua-endpoint", endpoint)
     try:
         _wait_for_line(process.stderr, r"iCS link ws://\S+: ready")
+        faces = {"Channel Access", "OPC UA"}
+        while faces:
+            faces.discard(_wait_for_line(process.stderr, r"over (Channel Access|OPC UA)").group(1))
     finally:
         _stop(process)
 

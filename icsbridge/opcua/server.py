@@ -1,0 +1,235 @@
+"""The OPC UA server: the mapping's address space, kept current from the client's cache.
+
+Client writes of item values go through the bridge's one write path and are answered only
+once the iCS confirmed them; everything else a client writes goes to asyncua as usual.
+One task publishes values and link quality for all variables.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from datetime import UTC, datetime
+
+from asyncua import ua
+from asyncua.crypto.permission_rules import User, UserRole
+from asyncua.server.server import Server
+
+from icsbridge.core.writes import AccessRefused, RangeRefused, TypeRefused, Writer
+from icsbridge.ics.cache import Update
+from icsbridge.ics.client import (
+    IcsClient,
+    LinkDown,
+    LinkState,
+    WriteRejected,
+    WriteTimeout,
+)
+from icsbridge.mapping.document import Mapping
+from icsbridge.model import ItemKey
+
+from .space import ADMIN, Space, Variable, build
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ENDPOINT = "opc.tcp://0.0.0.0:4840/icsbridge/"
+YIELD_EVERY = 200
+"""Variables written before the publisher lets other tasks run."""
+
+Status = ua.StatusCodes
+REFUSALS: tuple[tuple[type[Exception], int], ...] = (
+    (TypeRefused, Status.BadTypeMismatch),
+    (RangeRefused, Status.BadOutOfRange),
+    (AccessRefused, Status.BadNotWritable),
+    (LinkDown, Status.BadCommunicationError),
+    (WriteTimeout, Status.BadTimeout),
+    (WriteRejected, Status.BadOutOfRange),
+)
+"""The status code a client gets for each way a write can fail."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Permissions:
+    """Who may write item values, and how a session's user is named in the write log."""
+
+    may_write: Callable[[User], bool] = lambda user: user.role is UserRole.Admin
+    name: Callable[[User], str] = lambda user: getattr(user, "name", None) or "anonymous"
+
+
+class UaServer:
+    """The OPC UA face of one iCS."""
+
+    def __init__(
+        self,
+        client: IcsClient,
+        mapping: Mapping,
+        writer: Writer,
+        *,
+        endpoint: str = DEFAULT_ENDPOINT,
+        permissions: Permissions = Permissions(),
+        secure: Callable[[Server], Awaitable[None]] | None = None,
+    ) -> None:
+        self.client = client
+        self.mapping = mapping
+        self.writer = writer
+        self.endpoint = endpoint
+        self.permissions = permissions
+        self._secure = secure
+        self.server = Server()
+        self.space = Space(0, {})
+        self._pending: dict[ItemKey, Update] = {}
+        self._link_changed = True
+        self._wake = asyncio.Event()
+
+    async def setup(self) -> Space:
+        """Build the address space and the security settings; does not listen yet."""
+        server = self.server
+        await server.init()
+        server.set_endpoint(self.endpoint)
+        server.set_server_name("icsbridge")
+        if self._secure is not None:
+            await self._secure(server)
+        self.space = space = await build(server, self.mapping)
+        service = server.iserver.attribute_service
+        service.write = self._write_hook(service.write)  # type: ignore[method-assign,assignment]
+        for update in self.client.cache.values():
+            if update.key in space.variables:
+                self._pending[update.key] = update
+        return space
+
+    # --- values from the iCS -------------------------------------------------------------
+
+    def _take(self, updates: Sequence[Update]) -> None:
+        variables = self.space.variables
+        for update in updates:
+            if update.key in variables:
+                self._pending[update.key] = update
+        self._wake.set()
+
+    def _link(self, state: LinkState) -> None:
+        self._link_changed = True
+        self._wake.set()
+
+    def _status(self) -> ua.StatusCode:
+        if self.client.state is LinkState.READY:
+            return ua.StatusCode(Status.Good)
+        return ua.StatusCode(Status.BadCommunicationError)
+
+    async def _publish(self) -> None:
+        """The one publisher: new values, and the link's quality on every variable."""
+        variables = self.space.variables
+        cache = self.client.cache
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            status = self._status()
+            pending, self._pending = self._pending, {}
+            if self._link_changed:
+                self._link_changed = False
+                latest = (cache.get(key) for key in variables)
+                pending = {update.key: update for update in latest if update is not None}
+            now = datetime.now(UTC)
+            await self._write_all(
+                (variables[key].node, _data_value(variables[key], update, status, now))
+                for key, update in pending.items()
+            )
+
+    async def _write_all(self, values: Iterable[tuple[ua.NodeId, ua.DataValue]]) -> None:
+        write = self.server.write_attribute_value
+        for count, (node, value) in enumerate(values, 1):
+            try:
+                await write(node, value)
+            except Exception:
+                log.exception("could not publish %s", node.Identifier)
+            if count % YIELD_EVERY == 0:
+                await asyncio.sleep(0)
+
+    # --- writes from clients ---------------------------------------------------------------
+
+    def _write_hook(
+        self, original: Callable[..., Awaitable[list[ua.StatusCode]]]
+    ) -> Callable[..., Awaitable[list[ua.StatusCode]]]:
+        nodes = {variable.node: variable for variable in self.space.variables.values()}
+
+        async def write(params: ua.WriteParameters, user: User = ADMIN) -> list[ua.StatusCode]:
+            results = []
+            for value in params.NodesToWrite:
+                variable = nodes.get(value.NodeId)
+                if variable is None or value.AttributeId != ua.AttributeIds.Value:
+                    single = ua.WriteParameters(NodesToWrite=[value])
+                    results += await original(single, user)
+                else:
+                    results.append(await self._write_item(variable, value, user))
+            return results
+
+        return write
+
+    async def _write_item(
+        self, variable: Variable, value: ua.WriteValue, user: User
+    ) -> ua.StatusCode:
+        who = self.permissions.name(user)
+        pv = variable.entry.nodeid
+        if not self.permissions.may_write(user):
+            log.warning("write %s by %s via OPC UA refused: not allowed to write", pv, who)
+            return ua.StatusCode(Status.BadUserAccessDenied)
+        if value.Value is None or value.Value.Value is None:
+            return ua.StatusCode(Status.BadTypeMismatch)
+        variant = value.Value.Value
+        if variant.VariantType is not variable.variant:
+            log.warning(
+                "write %s by %s via OPC UA refused: %s is not %s",
+                pv,
+                who,
+                variant.VariantType.name,
+                variable.variant.name,
+            )
+            return ua.StatusCode(Status.BadTypeMismatch)
+        try:
+            item_value = variable.from_ua(variant.Value)
+            await self.writer.write(variable.entry.key, item_value, who=who, via="OPC UA")
+        except TypeError:
+            return ua.StatusCode(Status.BadTypeMismatch)
+        except Exception as exc:
+            for kind, code in REFUSALS:
+                if isinstance(exc, kind):
+                    return ua.StatusCode(code)
+            log.exception("write %s by %s via OPC UA failed", pv, who)
+            return ua.StatusCode(Status.BadInternalError)
+        return ua.StatusCode(Status.Good)
+
+    # --- running -------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Serve until cancelled."""
+        if not self.space.variables:
+            await self.setup()
+        stop_updates = self.client.cache.subscribe(self._take)
+        stop_states = self.client.on_state(self._link)
+        self._wake.set()
+        publisher = asyncio.create_task(self._publish(), name="opcua-publish")
+        try:
+            async with self.server:
+                log.info(
+                    "serving %d variables over OPC UA at %s",
+                    len(self.space.variables),
+                    self.endpoint,
+                )
+                await asyncio.Event().wait()
+        finally:
+            stop_updates()
+            stop_states()
+            publisher.cancel()
+            await asyncio.gather(publisher, return_exceptions=True)
+
+
+def _data_value(
+    variable: Variable, update: Update, status: ua.StatusCode, now: datetime
+) -> ua.DataValue:
+    source = datetime.fromtimestamp(update.time, UTC) if update.time is not None else now
+    return ua.DataValue(
+        variable.to_ua(update.value),
+        StatusCode=status,
+        SourceTimestamp=source,
+        ServerTimestamp=now,
+    )
