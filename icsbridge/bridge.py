@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from icsbridge.ics.sim.topology import Topology
 from icsbridge.mapping import document
 from icsbridge.mapping.discover import discover
 from icsbridge.mapping.generate import mapping_of
+from icsbridge.opcua.security import secure
 from icsbridge.opcua.server import DEFAULT_ENDPOINT, UaServer
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,11 @@ class Options:
     write_timeout: float = 10.0
     heartbeat: float = 10.0
     opcua_endpoint: str | None = DEFAULT_ENDPOINT
+    users: Path | None = None
+    opcua_state: Path | None = None
+    certificate: Path | None = None
+    private_key: Path | None = None
+    anonymous: bool = True
 
 
 async def serve(options: Options) -> None:
@@ -60,7 +67,17 @@ async def serve(options: Options) -> None:
         ca = CaServer(client, mapping, writer, health_prefix=health)
         faces = [ca.run(list_pvs=options.list_pvs)]
         if options.opcua_endpoint is not None:
-            ua_server = UaServer(client, mapping, writer, endpoint=options.opcua_endpoint)
+            security = functools.partial(
+                secure,
+                state_dir=options.opcua_state,
+                users_file=options.users,
+                certificate=options.certificate,
+                private_key=options.private_key,
+                allow_anonymous=options.anonymous,
+            )
+            ua_server = UaServer(
+                client, mapping, writer, endpoint=options.opcua_endpoint, secure=security
+            )
             await ua_server.setup()
             faces.append(ua_server.run())
         if options.live:

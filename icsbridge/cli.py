@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import sys
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -108,6 +109,17 @@ def serve(
         str, typer.Option(help="OPC UA endpoint to serve at.")
     ] = "opc.tcp://0.0.0.0:4840/icsbridge/",
     opcua: Annotated[bool, typer.Option(help="Serve OPC UA too.")] = True,
+    users: Annotated[
+        Path | None,
+        typer.Option(exists=True, dir_okay=False, help="OPC UA users file (icsbridge user add)."),
+    ] = None,
+    opcua_state: Annotated[
+        Path | None,
+        typer.Option(file_okay=False, help="OPC UA certificates and trusted/ client certificates."),
+    ] = None,
+    opcua_cert: Annotated[Path | None, typer.Option(help="Site certificate (DER or PEM).")] = None,
+    opcua_key: Annotated[Path | None, typer.Option(help="Private key of the site cert.")] = None,
+    anonymous: Annotated[bool, typer.Option(help="Let anonymous OPC UA clients read.")] = True,
     verbose: Verbose = 0,
 ) -> None:
     """Serve every item of an iCS (or of the built-in simulator) as EPICS PVs and OPC UA."""
@@ -129,8 +141,46 @@ def serve(
         write_timeout=write_timeout,
         heartbeat=heartbeat,
         opcua_endpoint=opcua_endpoint if opcua else None,
+        users=users,
+        opcua_state=opcua_state,
+        certificate=opcua_cert,
+        private_key=opcua_key,
+        anonymous=anonymous,
     )
     _run(bridge.serve(options))
+
+
+user_app = typer.Typer(no_args_is_help=True, help="OPC UA users and their roles.")
+app.add_typer(user_app, name="user")
+
+
+@user_app.command("add")
+def user_add(
+    file: Annotated[Path, typer.Argument(dir_okay=False, help="Users file (created if new).")],
+    name: Annotated[str, typer.Argument(help="User name.")],
+    role: Annotated[str, typer.Option(help="reader, operator or admin.")] = "reader",
+) -> None:
+    """Add or update a user; the password is read from standard input, only a hash is kept."""
+    from getpass import getpass
+
+    from pydantic import ValidationError
+
+    from icsbridge.opcua.users import Role, add_user
+
+    try:
+        chosen = Role(role)
+    except ValueError:
+        raise typer.BadParameter(f"role must be one of {[r.value for r in Role]}") from None
+    if sys.stdin.isatty():
+        password = getpass(f"password for {name}: ")
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    try:
+        add_user(file, name, chosen, password)
+    except (ValueError, ValidationError) as exc:
+        print(f"{file}: {exc}", file=sys.stderr)
+        raise typer.Exit(1) from None
+    print(f"{file}: {name} is {chosen.value}")
 
 
 @app.command()

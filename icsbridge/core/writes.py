@@ -92,11 +92,14 @@ class Writer:
         """Write one item for `who` (user@host) through adapter `via`; return the confirmed value.
 
         Raises `WriteRefused` (nothing sent) or the client's `IcsError` (sent or link down).
+        Every outcome is logged: item, who, adapter, old and new value, result.
         """
+        entry = self.entries.get(key)
+        name = subject(entry) if entry else str(key)
         try:
             entry, typed = self.check(key, value)
         except WriteRefused as exc:
-            log.warning("write %s by %s via %s: %r refused: %s", key, who, via, value, exc)
+            log.warning("write %s by %s via %s: %r refused: %s", name, who, via, value, exc)
             raise
         before = self.client.cache.get(key)
         old = None if before is None else before.value
@@ -104,16 +107,15 @@ class Writer:
             confirmed = await self.client.set_item(key, typed, timeout=self.timeout)
         except Exception as exc:
             log.warning(
-                "write %s by %s via %s: %r -> %r failed: %s", entry.pv, who, via, old, typed, exc
+                "write %s by %s via %s: %r -> %r failed: %s", name, who, via, old, typed, exc
             )
             raise
         log.info(
-            "write %s by %s via %s: %r -> %r confirmed %r",
-            entry.pv,
-            who,
-            via,
-            old,
-            typed,
-            confirmed,
+            "write %s by %s via %s: %r -> %r confirmed %r", name, who, via, old, typed, confirmed
         )
         return confirmed
+
+
+def subject(entry: ItemEntry) -> str:
+    """How the write log names an item: its PV name and its key (the OPC UA NodeId)."""
+    return f"{entry.pv} ({entry.key})"

@@ -31,7 +31,7 @@ from caproto._data import ConversionDirection
 from caproto._dbr import native_type
 
 from icsbridge.catalog import Severity, ValueType, catalog
-from icsbridge.core.writes import TypeRefused, Writer
+from icsbridge.core.writes import TypeRefused, Writer, subject
 from icsbridge.epics.records import MAX_STATES, MAX_STRING, record_type
 from icsbridge.ics.values import Value
 from icsbridge.mapping.document import ItemEntry
@@ -182,7 +182,7 @@ class ItemPV:
             value = self.from_ca(self.preprocess_value(value))  # type: ignore[attr-defined]
         except (ValueError, TypeError) as exc:
             refused = TypeRefused(f"{self.entry.pv}: not a {self.entry.type.value}: {exc}")
-            log.warning("write %s by %s via CA refused: %s", self.entry.pv, who, refused)
+            log.warning("write %s by %s via CA: refused: %s", subject(self.entry), who, refused)
             raise refused from None
         await self.writer.write(self.entry.key, value, who=who, via="CA")
         return True

@@ -8,16 +8,15 @@ One task publishes values and link quality for all variables.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 
 from asyncua import ua
-from asyncua.crypto.permission_rules import User, UserRole
+from asyncua.crypto.permission_rules import User
 from asyncua.server.server import Server
 
-from icsbridge.core.writes import AccessRefused, RangeRefused, TypeRefused, Writer
+from icsbridge.core.writes import AccessRefused, RangeRefused, TypeRefused, Writer, subject
 from icsbridge.ics.cache import Update
 from icsbridge.ics.client import (
     IcsClient,
@@ -29,7 +28,9 @@ from icsbridge.ics.client import (
 from icsbridge.mapping.document import Mapping
 from icsbridge.model import ItemKey
 
+from .certificates import default_application_uri
 from .space import ADMIN, Space, Variable, build
+from .users import display_name, may_write
 
 log = logging.getLogger(__name__)
 
@@ -49,14 +50,6 @@ REFUSALS: tuple[tuple[type[Exception], int], ...] = (
 """The status code a client gets for each way a write can fail."""
 
 
-@dataclasses.dataclass(frozen=True)
-class Permissions:
-    """Who may write item values, and how a session's user is named in the write log."""
-
-    may_write: Callable[[User], bool] = lambda user: user.role is UserRole.Admin
-    name: Callable[[User], str] = lambda user: getattr(user, "name", None) or "anonymous"
-
-
 class UaServer:
     """The OPC UA face of one iCS."""
 
@@ -67,14 +60,12 @@ class UaServer:
         writer: Writer,
         *,
         endpoint: str = DEFAULT_ENDPOINT,
-        permissions: Permissions = Permissions(),
         secure: Callable[[Server], Awaitable[None]] | None = None,
     ) -> None:
         self.client = client
         self.mapping = mapping
         self.writer = writer
         self.endpoint = endpoint
-        self.permissions = permissions
         self._secure = secure
         self.server = Server()
         self.space = Space(0, {})
@@ -88,6 +79,7 @@ class UaServer:
         await server.init()
         server.set_endpoint(self.endpoint)
         server.set_server_name("icsbridge")
+        await server.set_application_uri(default_application_uri())
         if self._secure is not None:
             await self._secure(server)
         self.space = space = await build(server, self.mapping)
@@ -168,17 +160,17 @@ class UaServer:
     async def _write_item(
         self, variable: Variable, value: ua.WriteValue, user: User
     ) -> ua.StatusCode:
-        who = self.permissions.name(user)
-        pv = variable.entry.nodeid
-        if not self.permissions.may_write(user):
-            log.warning("write %s by %s via OPC UA refused: not allowed to write", pv, who)
+        who = display_name(user)
+        pv = subject(variable.entry)
+        if not may_write(user):
+            log.warning("write %s by %s via OPC UA: refused: may not write", pv, who)
             return ua.StatusCode(Status.BadUserAccessDenied)
         if value.Value is None or value.Value.Value is None:
             return ua.StatusCode(Status.BadTypeMismatch)
         variant = value.Value.Value
         if variant.VariantType is not variable.variant:
             log.warning(
-                "write %s by %s via OPC UA refused: %s is not %s",
+                "write %s by %s via OPC UA: refused: %s is not %s",
                 pv,
                 who,
                 variant.VariantType.name,

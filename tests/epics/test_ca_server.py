@@ -154,7 +154,7 @@ def test_put_with_callback_completes_once_the_ics_confirmed(
     assert put_status(f"{P}0:2:0:VoltageSet", 123.5) == ECA_NORMAL
     assert sim_value(sim, ItemKey(0, 2, 0, "Control.voltageSet")) == 123.5
     bridge.wait_for_log(
-        r"write ISEG:5230102:0:2:0:VoltageSet by \S+@\S+ via CA: "
+        r"write ISEG:5230102:0:2:0:VoltageSet \(0\.2\.0\.Control\.voltageSet\) by \S+@\S+ via CA: "
         r"0\.0 -> 123\.5 confirmed 123\.5"
     )
     assert read(f"{P}0:2:0:VoltageSet") == 123.5

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from asyncua import Client, ua
+from nodeopcua import node_opcua_async
 
+from icsbridge.ics.protocol import Command, Request
 from icsbridge.ics.sim.topology import Topology
+from icsbridge.model import ItemKey
 
 from conftest import BridgeProcess, SimThread, free_port
 
@@ -29,9 +34,41 @@ def endpoint() -> str:
 
 
 @pytest.fixture(scope="module")
-def bridge(sim: SimThread, endpoint: str) -> Iterator[BridgeProcess]:
+def users(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A users file with an operator and a reader, made as a site would make it."""
+    path = tmp_path_factory.mktemp("opcua") / "users.yaml"
+    for name, role, password in (("op", "operator", "s3cret"), ("viewer", "reader", "r3ad")):
+        done = subprocess.run(
+            [sys.executable, "-m", "icsbridge", "user", "add", str(path), name, "--role", role],
+            input=password + "\n",
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert f"{name} is {role}" in done.stdout
+    assert "s3cret" not in path.read_text()
+    return path
+
+
+@pytest.fixture(scope="module")
+def bridge(
+    sim: SimThread, endpoint: str, users: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[BridgeProcess]:
+    state = tmp_path_factory.mktemp("state")
     process = BridgeProcess(
-        sim.url, "--mapping", str(MAPPING), "--opcua-endpoint", endpoint, "--heartbeat", "0.5"
+        sim.url,
+        "--mapping",
+        str(MAPPING),
+        "--opcua-endpoint",
+        endpoint,
+        "--heartbeat",
+        "0.5",
+        "--users",
+        str(users),
+        "--opcua-state",
+        str(state),
+        "--write-timeout",
+        "3",
     )
     process.wait_for_log(r"serving \d+ variables over OPC UA")
     yield process
@@ -42,6 +79,87 @@ def bridge(sim: SimThread, endpoint: str) -> Iterator[BridgeProcess]:
 async def client(bridge: BridgeProcess, endpoint: str) -> AsyncIterator[Client]:
     async with Client(endpoint) as connected:
         yield connected
+
+
+@pytest.fixture
+async def operator(bridge: BridgeProcess, endpoint: str) -> AsyncIterator[Client]:
+    """A session of the operator, over a signed and encrypted channel."""
+    connected = Client(endpoint)
+    connected.set_user("op")
+    connected.set_password("s3cret")
+    async with connected:
+        yield connected
+
+
+def set_item_count(sim: SimThread) -> int:
+    return sum(
+        packet.command is Command.SET_ITEM
+        for message in list(sim.sim.received)
+        if isinstance(message, Request)
+        for packet in message.packets
+    )
+
+
+async def write(client: Client, ident: str, value: object, kind: ua.VariantType) -> str:
+    """Write a value and return the status code's name."""
+    target = await node(client, ident)
+    try:
+        await target.write_attribute(ua.AttributeIds.Value, ua.DataValue(ua.Variant(value, kind)))
+    except ua.UaStatusCodeError as exc:
+        return ua.StatusCode(exc.code).name
+    return "Good"
+
+
+async def test_an_operator_write_is_good_once_the_ics_confirmed(
+    operator: Client, sim: SimThread, bridge: BridgeProcess
+) -> None:
+    assert await write(operator, "0.2.4.Control.voltageSet", 77.5, ua.VariantType.Double) == "Good"
+    assert sim.call(lambda: sim.sim.model.value(ItemKey(0, 2, 4, "Control.voltageSet"))) == 77.5
+    bridge.wait_for_log(
+        r"write \S+:VoltageSet \(0\.2\.4\.Control\.voltageSet\) by op via OPC UA: "
+        r".* confirmed 77\.5"
+    )
+    assert (
+        await write(operator, "0.2.4.Setup.delayedTripAction", 2, ua.VariantType.UInt32) == "Good"
+    )
+    assert sim.call(lambda: sim.sim.model.value(ItemKey(0, 2, 4, "Setup.delayedTripAction"))) == 2
+
+
+@pytest.mark.parametrize(
+    ("who", "ident", "value", "kind", "status"),
+    [
+        (
+            "anonymous",
+            "0.2.5.Control.voltageSet",
+            10.0,
+            ua.VariantType.Double,
+            "BadUserAccessDenied",
+        ),
+        ("reader", "0.2.5.Control.voltageSet", 10.0, ua.VariantType.Double, "BadUserAccessDenied"),
+        ("operator", "0.2.5.Control.voltageSet", 501.0, ua.VariantType.Double, "BadOutOfRange"),
+        ("operator", "0.2.5.Control.voltageSet", 10, ua.VariantType.Int32, "BadTypeMismatch"),
+        ("operator", "0.2.5.Status.voltageMeasure", 1.0, ua.VariantType.Double, "BadNotWritable"),
+        ("operator", "0.2.5.Setup.delayedTripAction", 9, ua.VariantType.UInt32, "BadTypeMismatch"),
+    ],
+)
+async def test_refused_writes_send_nothing(
+    bridge: BridgeProcess,
+    endpoint: str,
+    sim: SimThread,
+    who: str,
+    ident: str,
+    value: object,
+    kind: ua.VariantType,
+    status: str,
+) -> None:
+    session = Client(endpoint)
+    if who != "anonymous":
+        session.set_user({"reader": "viewer", "operator": "op"}[who])
+        session.set_password({"reader": "r3ad", "operator": "s3cret"}[who])
+    before = set_item_count(sim)
+    async with session:
+        assert await write(session, ident, value, kind) == status
+    assert set_item_count(sim) == before
 
 
 async def node(client: Client, ident: str) -> object:
@@ -107,7 +225,9 @@ class Changes:
                 await self.arrived.wait()
 
 
-async def test_link_loss_marks_every_variable_bad_then_good(client: Client, sim: SimThread) -> None:
+async def test_link_loss_marks_every_variable_bad_then_good(
+    client: Client, operator: Client, sim: SimThread
+) -> None:
     handler = Changes()
     subscription = await client.create_subscription(50, handler)
     voltage = await node(client, "0.2.3.Control.voltageSet")
@@ -119,6 +239,58 @@ async def test_link_loss_marks_every_variable_bad_then_good(client: Client, sim:
         lambda: handler.values[-1][1].StatusCode.value == ua.StatusCodes.BadCommunicationError
     )
     assert handler.values[-1][0] is None  # OPC UA Part 4, 7.7.1: a Bad status nulls the value
+    before = set_item_count(sim)
+    status = await write(operator, "0.2.3.Control.voltageSet", 5.0, ua.VariantType.Double)
+    assert status == "BadCommunicationError"
     sim.call(lambda: setattr(sim.sim.faults, "silent", False))
     await handler.until(lambda: handler.values[-1][1].StatusCode.is_good())
     await subscription.delete()
+    assert set_item_count(sim) == before
+
+
+async def test_node_opcua_reads_units_and_writes_as_operator(
+    bridge: BridgeProcess, endpoint: str, sim: SimThread
+) -> None:
+    voltage = "nsu=urn:icsbridge;s=0.0.3.Status.voltageMeasure"
+    read = await node_opcua_async(
+        {
+            "command": "read",
+            "endpoint": endpoint,
+            "items": [
+                {"nodeId": voltage},
+                {"nodeId": voltage, "path": ["EURange"]},
+                {"nodeId": voltage, "path": ["EngineeringUnits"]},
+            ],
+        }
+    )
+    value, limits, units = read["results"]
+    assert value["statusCode"] == "Good" and isinstance(value["value"], float)
+    assert limits["value"] == {"low": 0, "high": 6000}
+    assert units["value"]["unitId"] == 5655636 and units["value"]["displayName"]["text"] == "V"
+    anonymous = await node_opcua_async(
+        {
+            "command": "write",
+            "endpoint": endpoint,
+            "dataType": "Double",
+            "value": 12.5,
+            "nodeId": "nsu=urn:icsbridge;s=0.2.6.Control.voltageSet",
+        },
+        check=False,
+    )
+    assert anonymous["statusCode"].startswith("BadUserAccessDenied")
+    assert sim.call(lambda: sim.sim.model.value(ItemKey(0, 2, 6, "Control.voltageSet"))) == 0.0
+    operator = await node_opcua_async(
+        {
+            "command": "write",
+            "endpoint": endpoint,
+            "dataType": "Double",
+            "value": 12.5,
+            "nodeId": "nsu=urn:icsbridge;s=0.2.6.Control.voltageSet",
+            "securityMode": "SignAndEncrypt",
+            "user": "op",
+            "password": "s3cret",
+        },
+        check=False,
+    )
+    assert operator["statusCode"] == "Good"
+    assert sim.call(lambda: sim.sim.model.value(ItemKey(0, 2, 6, "Control.voltageSet"))) == 12.5
