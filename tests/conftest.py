@@ -20,6 +20,7 @@ import pytest
 
 from icsbridge.ics.cache import Update
 from icsbridge.ics.client import IcsClient
+from icsbridge.ics.protocol import Command, Packet, Request
 from icsbridge.ics.sim.server import Simulator
 from icsbridge.ics.sim.topology import Topology
 from icsbridge.model import ItemKey
@@ -146,6 +147,16 @@ class SimThread:
             return await work if asyncio.iscoroutine(work) else work()  # type: ignore[operator]
 
         return asyncio.run_coroutine_threadsafe(run(), self.loop).result(timeout=30)
+
+    def set_items(self) -> list[Packet]:
+        """Every setItem packet the simulator has received so far."""
+        return [
+            packet
+            for message in list(self.sim.received)
+            if isinstance(message, Request)
+            for packet in message.packets
+            if packet.command is Command.SET_ITEM
+        ]
 
     def stop(self) -> None:
         self.call(self.sim.stop())

@@ -10,7 +10,6 @@ from pathlib import Path
 import epics
 import pytest
 
-from icsbridge.ics.protocol import Command, Request
 from icsbridge.ics.sim.topology import Topology
 
 from conftest import BridgeProcess, SimThread, free_port
@@ -56,15 +55,6 @@ def read_only(sim: SimThread, site_mapping: Path) -> Iterator[BridgeProcess]:
     process.stop()
 
 
-def set_item_count(sim: SimThread) -> int:
-    return sum(
-        packet.command is Command.SET_ITEM
-        for message in list(sim.sim.received)
-        if isinstance(message, Request)
-        for packet in message.packets
-    )
-
-
 def test_list_pvs_prints_every_pv_name_once_serving(
     read_only: BridgeProcess, site_mapping: Path
 ) -> None:
@@ -79,14 +69,14 @@ def test_list_pvs_prints_every_pv_name_once_serving(
 
 
 def test_read_only_mode_refuses_every_write(sim: SimThread, read_only: BridgeProcess) -> None:
-    before = set_item_count(sim)
+    before = len(sim.set_items())
     pv = epics.PV(f"{P}0:2:3:VoltageSet")
     assert pv.wait_for_connection(5)
     assert not pv.write_access
     with pytest.raises(epics.ca.CASeverityException, match="Write access denied"):
         pv.put(10.0, wait=True, timeout=3)
     assert epics.caget(f"{P}0:2:3:VoltageSet", use_monitor=False) == 0.0
-    assert set_item_count(sim) == before
+    assert len(sim.set_items()) == before
 
 
 def test_health_pvs(read_only: BridgeProcess) -> None:

@@ -16,7 +16,7 @@ from icsbridge.epics.database import write_templates
 from icsbridge.epics.records import record_type
 from icsbridge.epics.substitutions import substitutions
 from icsbridge.ics.client import IcsClient
-from icsbridge.ics.protocol import Command, Request, Selector
+from icsbridge.ics.protocol import Selector
 from icsbridge.ics.sim.topology import Topology
 from icsbridge.mapping import document
 from icsbridge.mapping.document import ItemEntry, Mapping
@@ -44,17 +44,6 @@ def bridge(sim: SimThread) -> Iterator[BridgeProcess]:
     )
     yield process
     process.stop()
-
-
-def set_items(sim: SimThread) -> list[tuple[object, str, str]]:
-    """Every setItem packet the simulator has received."""
-    return [
-        (packet.selector, packet.item, packet.value)
-        for message in list(sim.sim.received)
-        if isinstance(message, Request)
-        for packet in message.packets
-        if packet.command is Command.SET_ITEM
-    ]
 
 
 def put_status(name: str, value: object, timeout: float = 10.0) -> int:
@@ -213,10 +202,10 @@ def test_a_monitor_sees_every_step_of_a_ramp(sim: SimThread, bridge: BridgeProce
 def test_refused_writes_fail_and_send_nothing(
     sim: SimThread, bridge: BridgeProcess, name: str, value: object, reason: str
 ) -> None:
-    before = set_items(sim)
+    before = sim.set_items()
     assert put_status(name, value) != ECA_NORMAL
     bridge.wait_for_log(reason)
-    assert set_items(sim) == before
+    assert sim.set_items() == before
 
 
 def test_a_write_the_ics_does_not_confirm_in_time_fails(
@@ -231,12 +220,12 @@ def test_a_write_the_ics_does_not_confirm_in_time_fails(
 
 
 def test_read_only_items_refuse_writes(sim: SimThread, bridge: BridgeProcess) -> None:
-    before = set_items(sim)
+    before = sim.set_items()
     pv = epics.PV(f"{P}0:2:1:VoltageMeasure")
     assert pv.wait_for_connection(5)
     assert not pv.write_access
     assert put_status(f"{P}0:2:1:VoltageMeasure", 5.0) != ECA_NORMAL
-    assert set_items(sim) == before
+    assert sim.set_items() == before
 
 
 def test_a_trip_shows_in_the_on_off_pv(sim: SimThread, bridge: BridgeProcess) -> None:
@@ -304,7 +293,7 @@ def link_faults_then_recovery(sim: SimThread, bridge: BridgeProcess, fault: str)
 
     The simulator stays silent throughout, so a dropped link cannot come back at once.
     """
-    before = set_items(sim)
+    before = sim.set_items()
     started = time.monotonic()
     sim.call(lambda: setattr(sim.sim.faults, "silent", True))  # no new session either
     if fault == "drop":
@@ -320,7 +309,7 @@ def link_faults_then_recovery(sim: SimThread, bridge: BridgeProcess, fault: str)
     assert unchanged == values, "values must stay as they were while the link is down"
     sim.call(lambda: setattr(sim.sim.faults, "silent", False))
     assert until(lambda: ("COMM", "INVALID") not in alarms(SAMPLE), timeout=20)
-    assert set_items(sim) == before, "the bridge wrote something on its own"
+    assert sim.set_items() == before, "the bridge wrote something on its own"
     return took
 
 

@@ -12,7 +12,6 @@ import pytest
 from asyncua import Client, ua
 from nodeopcua import node_opcua_async
 
-from icsbridge.ics.protocol import Command, Request
 from icsbridge.ics.sim.topology import Topology
 from icsbridge.model import ItemKey
 
@@ -91,15 +90,6 @@ async def operator(bridge: BridgeProcess, endpoint: str) -> AsyncIterator[Client
         yield connected
 
 
-def set_item_count(sim: SimThread) -> int:
-    return sum(
-        packet.command is Command.SET_ITEM
-        for message in list(sim.sim.received)
-        if isinstance(message, Request)
-        for packet in message.packets
-    )
-
-
 async def write(client: Client, ident: str, value: object, kind: ua.VariantType) -> str:
     """Write a value and return the status code's name."""
     target = await node(client, ident)
@@ -156,10 +146,10 @@ async def test_refused_writes_send_nothing(
     if who != "anonymous":
         session.set_user({"reader": "viewer", "operator": "op"}[who])
         session.set_password({"reader": "r3ad", "operator": "s3cret"}[who])
-    before = set_item_count(sim)
+    before = len(sim.set_items())
     async with session:
         assert await write(session, ident, value, kind) == status
-    assert set_item_count(sim) == before
+    assert len(sim.set_items()) == before
 
 
 async def node(client: Client, ident: str) -> object:
@@ -239,13 +229,13 @@ async def test_link_loss_marks_every_variable_bad_then_good(
         lambda: handler.values[-1][1].StatusCode.value == ua.StatusCodes.BadCommunicationError
     )
     assert handler.values[-1][0] is None  # OPC UA Part 4, 7.7.1: a Bad status nulls the value
-    before = set_item_count(sim)
+    before = len(sim.set_items())
     status = await write(operator, "0.2.3.Control.voltageSet", 5.0, ua.VariantType.Double)
     assert status == "BadCommunicationError"
     sim.call(lambda: setattr(sim.sim.faults, "silent", False))
     await handler.until(lambda: handler.values[-1][1].StatusCode.is_good())
     await subscription.delete()
-    assert set_item_count(sim) == before
+    assert len(sim.set_items()) == before
 
 
 async def test_node_opcua_reads_units_and_writes_as_operator(
