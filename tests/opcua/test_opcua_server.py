@@ -8,6 +8,7 @@ import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import epics
 import pytest
 from asyncua import Client, ua
 from nodeopcua import node_opcua_async
@@ -202,10 +203,12 @@ class Changes:
 
     def __init__(self) -> None:
         self.values: list[tuple[object, ua.DataValue]] = []
+        self.nodes: list[tuple[object, ua.DataValue]] = []
         self.arrived = asyncio.Event()
 
     def datachange_notification(self, node: object, value: object, data: object) -> None:
         self.values.append((value, data.monitored_item.Value))  # type: ignore[attr-defined]
+        self.nodes.append((node, data.monitored_item.Value))  # type: ignore[attr-defined]
         self.arrived.set()
 
     async def until(self, check: object, timeout: float = 20.0) -> None:
@@ -215,25 +218,43 @@ class Changes:
                 await self.arrived.wait()
 
 
+SAMPLED = [
+    "0.2.3.Control.voltageSet",
+    "0.2.3.Status.voltageMeasure",
+    "0.2.3.Control.on",
+    "0.2.3.Status.runningState",
+    "0.2.3.Setup.delayedTripTime",
+    "0.1000.Control.power",
+    "Status.protocols",
+]
+"""One variable of every kind: analog set and measured, two-state, multi-state, int, text."""
+
+
 async def test_link_loss_marks_every_variable_bad_then_good(
     client: Client, operator: Client, sim: SimThread
 ) -> None:
     handler = Changes()
-    subscription = await client.create_subscription(50, handler)
-    voltage = await node(client, "0.2.3.Control.voltageSet")
-    await subscription.subscribe_data_change(voltage)
-    await handler.until(lambda: handler.values)
+    subscription = await client.create_subscription(20, handler)
+    for ident in SAMPLED:
+        await subscription.subscribe_data_change(await node(client, ident))
+    await handler.until(lambda: len(handler.values) >= len(SAMPLED))
+
+    def statuses() -> set[int]:
+        latest = {str(n): dv.StatusCode.value for n, dv in handler.nodes[-len(SAMPLED) * 4 :]}
+        return set(latest.values()) if len(latest) == len(SAMPLED) else {-1}
+
+    loop = asyncio.get_running_loop()
+    started = loop.time()
     sim.call(lambda: setattr(sim.sim.faults, "silent", True))
     sim.call(sim.sim.faults.drop_all)
-    await handler.until(
-        lambda: handler.values[-1][1].StatusCode.value == ua.StatusCodes.BadCommunicationError
-    )
-    assert handler.values[-1][0] is None  # OPC UA Part 4, 7.7.1: a Bad status nulls the value
+    await handler.until(lambda: statuses() == {ua.StatusCodes.BadCommunicationError})
+    assert loop.time() - started < 2.0
+    assert all(value is None for value, _ in handler.values[-len(SAMPLED) :])  # Part 4, 7.7.1
     before = len(sim.set_items())
     status = await write(operator, "0.2.3.Control.voltageSet", 5.0, ua.VariantType.Double)
     assert status == "BadCommunicationError"
     sim.call(lambda: setattr(sim.sim.faults, "silent", False))
-    await handler.until(lambda: handler.values[-1][1].StatusCode.is_good())
+    await handler.until(lambda: statuses() == {ua.StatusCodes.Good})
     await subscription.delete()
     assert len(sim.set_items()) == before
 
@@ -284,3 +305,95 @@ async def test_node_opcua_reads_units_and_writes_as_operator(
     )
     assert operator["statusCode"] == "Good"
     assert sim.call(lambda: sim.sim.model.value(ItemKey(0, 2, 6, "Control.voltageSet"))) == 12.5
+
+
+async def test_a_subscription_receives_every_step_of_a_ramp(
+    client: Client, operator: Client
+) -> None:
+    handler = Changes()
+    subscription = await client.create_subscription(20, handler)
+    await subscription.subscribe_data_change(await node(client, "0.2.10.Status.voltageMeasure"))
+    await handler.until(lambda: handler.values)
+    assert await write(operator, "0.2.10.Control.voltageSet", 250.0, ua.VariantType.Double) == (
+        "Good"
+    )
+    assert await write(operator, "0.2.10.Control.on", True, ua.VariantType.Boolean) == "Good"
+    await handler.until(lambda: abs(handler.values[-1][0] - 250.0) < 1.0)  # type: ignore[operator]
+    rising = [v for v, _ in handler.values if 5.0 < v < 245.0]  # type: ignore[operator]
+    assert len(rising) >= 3 and rising == sorted(rising), handler.values
+    stamps = [dv.SourceTimestamp for _, dv in handler.values]
+    assert stamps == sorted(stamps)
+    await subscription.delete()
+
+
+async def test_a_write_on_either_side_shows_on_the_other(
+    client: Client, operator: Client, bridge: BridgeProcess
+) -> None:
+    handler = Changes()
+    subscription = await client.create_subscription(20, handler)
+    await subscription.subscribe_data_change(await node(client, "0.2.11.Control.voltageSet"))
+    await handler.until(lambda: handler.values)
+    loop = asyncio.get_running_loop()
+    done = await loop.run_in_executor(
+        None, lambda: epics.caput("ISEG:5230102:0:2:11:VoltageSet", 33.0, wait=True, timeout=10)
+    )
+    assert done == 1
+    await handler.until(lambda: handler.values[-1][0] == 33.0)
+    await subscription.delete()
+    assert await write(operator, "0.2.12.Control.voltageSet", 44.0, ua.VariantType.Double) == (
+        "Good"
+    )
+    read = await loop.run_in_executor(
+        None, lambda: epics.caget("ISEG:5230102:0:2:12:VoltageSet", use_monitor=False)
+    )
+    assert read == 44.0
+
+
+@pytest.mark.parametrize("security", ["None", "SignAndEncrypt"])
+async def test_node_opcua_browses_reads_subscribes_and_writes(
+    bridge: BridgeProcess, endpoint: str, sim: SimThread, security: str
+) -> None:
+    login = {"securityMode": security, "user": "op", "password": "s3cret"}
+    channel = f"nsu=urn:icsbridge;s=0.2.{13 if security == 'None' else 14}"
+    tree = await node_opcua_async(
+        {"command": "browse", "endpoint": endpoint, "nodeId": "nsu=urn:icsbridge;s=0.2", "depth": 2}
+        | login
+    )
+    nodes = {n["nodeId"].split(";s=", 1)[-1]: n for n in tree["nodes"]}
+    assert nodes[channel.split(";s=")[1]]["typeDefinition"].endswith("s=ChannelType")
+    kinds = {
+        name: nodes[f"0.2.0.{name}"]["typeDefinitionName"]
+        for name in ("Status.voltageMeasure", "Control.on", "Status.runningState")
+    }
+    assert kinds == {
+        "Status.voltageMeasure": "AnalogItemType",
+        "Control.on": "TwoStateDiscreteType",
+        "Status.runningState": "MultiStateDiscreteType",
+    }
+    target = f"{channel}.Control.voltageSet"
+    written = await node_opcua_async(
+        {
+            "command": "write",
+            "endpoint": endpoint,
+            "nodeId": target,
+            "value": 55.5,
+            "dataType": "Double",
+        }
+        | login
+    )
+    assert written["statusCode"] == "Good"
+    changes = await node_opcua_async(
+        {
+            "command": "subscribe",
+            "endpoint": endpoint,
+            "nodeIds": [target],
+            "count": 1,
+            "duration": 10000,
+        }
+        | login
+    )
+    assert [n["value"] for n in changes["notifications"]] == [55.5]
+    read = await node_opcua_async(
+        {"command": "read", "endpoint": endpoint, "items": [{"nodeId": target}]} | login
+    )
+    assert read["results"][0]["value"] == 55.5
