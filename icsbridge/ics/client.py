@@ -159,6 +159,7 @@ class IcsClient:
         self.cache = Cache(items or catalog())
         self.heartbeat = heartbeat
         self.silence_limit = heartbeat * missed_heartbeats
+        self.quiet_limit = min(heartbeat * 1.5, self.silence_limit)
         self.write_timeout = write_timeout
         self.reply_timeout = reply_timeout
         self._password = password
@@ -172,6 +173,7 @@ class IcsClient:
         self._task: asyncio.Task[None] | None = None
         self._ever_ready = False
         self._last_rx = 0.0
+        self._silent = False
         self.protocol_errors = 0
 
     # --- state -----------------------------------------------------------------
@@ -187,7 +189,7 @@ class IcsClient:
         return self._last_rx
 
     def on_state(self, listener: Callable[[LinkState], None]) -> Callable[[], None]:
-        """Call `listener` on every state change; returns the function that stops it."""
+        """Call `listener` on every change of state or of `silent`; returns the stopper."""
         self._state_listeners.append(listener)
         return lambda: self._state_listeners.remove(listener)
 
@@ -206,6 +208,17 @@ class IcsClient:
             await reached
         finally:
             stop()
+
+    @property
+    def silent(self) -> bool:
+        """Whether the iCS has sent nothing for 1.5 heartbeat intervals (not yet a lost link)."""
+        return self._silent
+
+    def _set_silent(self, silent: bool) -> None:
+        log.info("iCS link %s: %s", self.url, "silent" if silent else "talking again")
+        self._silent = silent
+        for listener in list(self._state_listeners):
+            listener(self._state)
 
     def _set_state(self, state: LinkState) -> None:
         if state is self._state:
@@ -295,6 +308,7 @@ class IcsClient:
 
     def _drop_connection(self) -> None:
         conn, self._conn = self._conn, None
+        self._silent = False
         self._set_state(LinkState.LOST)
         self._subscribed.clear()
         if conn is None:
@@ -350,10 +364,15 @@ class IcsClient:
         next_beat = loop.time() + self.heartbeat
         while True:
             deadline = self._last_rx + self.silence_limit
-            await asyncio.sleep(max(0.0, min(next_beat, deadline) - loop.time()))
+            wake = min(next_beat, deadline)
+            if not self._silent:
+                wake = min(wake, self._last_rx + self.quiet_limit)
+            await asyncio.sleep(max(0.0, wake - loop.time()))
             now = loop.time()
             if now >= self._last_rx + self.silence_limit:
                 raise _LinkLost(f"no frame from the iCS for {self.silence_limit:g} s")
+            if not self._silent and now >= self._last_rx + self.quiet_limit:
+                self._set_silent(True)
             if now >= next_beat:
                 next_beat = now + self.heartbeat
                 if conn.session:
@@ -365,6 +384,8 @@ class IcsClient:
         loop = asyncio.get_running_loop()
         async for frame in conn.ws:
             self._last_rx = loop.time()
+            if self._silent:
+                self._set_silent(False)
             try:
                 messages = protocol.parse_server_frame(frame)
             except ProtocolError as exc:

@@ -104,9 +104,12 @@ class UaServer:
         self._wake.set()
 
     def _status(self) -> ua.StatusCode:
-        if self.client.state is LinkState.READY:
-            return ua.StatusCode(Status.Good)
-        return ua.StatusCode(Status.BadCommunicationError)
+        """Good; UncertainLastUsableValue while the iCS is silent; Bad once the link is lost."""
+        if self.client.state is not LinkState.READY:
+            return ua.StatusCode(Status.BadCommunicationError)
+        if self.client.silent:
+            return ua.StatusCode(Status.UncertainLastUsableValue)
+        return ua.StatusCode(Status.Good)
 
     async def _publish(self) -> None:
         """The one publisher: new values, and the link's quality on every variable."""

@@ -151,3 +151,14 @@ async def test_a_login_that_is_never_answered_is_tried_again(sim: Simulator) -> 
         await eventually(lambda: sum(type(m).__name__ == "Login" for m in sim.received) >= 2)
         sim.faults.silent = False  # pushes to the orphan session flow again
         await client.wait_for_state(LinkState.READY)
+
+
+async def test_a_quiet_link_is_silent_before_it_is_lost(sim: Simulator) -> None:
+    async with make_client(sim, heartbeat=0.1) as client:
+        seen: list[tuple[LinkState, bool]] = []
+        client.on_state(lambda state: seen.append((state, client.silent)))
+        sim.faults.silent = True
+        await client.wait_for_state(LinkState.LOST)
+        assert seen[:2] == [(LinkState.READY, True), (LinkState.LOST, False)]
+        sim.faults.silent = False
+        await client.wait_for_state(LinkState.READY)

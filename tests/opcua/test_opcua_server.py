@@ -397,3 +397,23 @@ async def test_node_opcua_browses_reads_subscribes_and_writes(
         {"command": "read", "endpoint": endpoint, "items": [{"nodeId": target}]} | login
     )
     assert read["results"][0]["value"] == 55.5
+
+
+async def test_a_silent_link_is_uncertain_with_the_last_value_then_bad(
+    client: Client, sim: SimThread
+) -> None:
+    handler = Changes()
+    subscription = await client.create_subscription(20, handler)
+    await subscription.subscribe_data_change(await node(client, "0.2.15.Status.voltageNominal"))
+    await handler.until(lambda: handler.values)
+    sim.call(lambda: setattr(sim.sim.faults, "silent", True))
+    try:
+        uncertain = ua.StatusCodes.UncertainLastUsableValue
+        await handler.until(lambda: handler.values[-1][1].StatusCode.value == uncertain)
+        assert handler.values[-1][0] == 500.0, "the last usable value is kept"
+        bad = ua.StatusCodes.BadCommunicationError
+        await handler.until(lambda: handler.values[-1][1].StatusCode.value == bad)
+    finally:
+        sim.call(lambda: setattr(sim.sim.faults, "silent", False))
+    await handler.until(lambda: handler.values[-1][1].StatusCode.is_good())
+    await subscription.delete()
