@@ -314,6 +314,9 @@ async def test_a_subscription_receives_every_step_of_a_ramp(
     subscription = await client.create_subscription(20, handler)
     await subscription.subscribe_data_change(await node(client, "0.2.10.Status.voltageMeasure"))
     await handler.until(lambda: handler.values)
+    assert await write(operator, "0.2.Control.voltageRampspeed", 1.0, ua.VariantType.Double) == (
+        "Good"
+    )  # 5 V/s: 50 simulated seconds, about 50 pushes, to 250 V
     assert await write(operator, "0.2.10.Control.voltageSet", 250.0, ua.VariantType.Double) == (
         "Good"
     )
