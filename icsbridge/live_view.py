@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from collections.abc import Sequence
 
 from rich.console import Group
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from icsbridge.ics.cache import Update
+from icsbridge.core.rate import UpdateRate
 from icsbridge.ics.client import IcsClient
 from icsbridge.model import ItemKey, ItemPath, Level
 
@@ -27,27 +26,6 @@ COLUMNS = (
     ("I meas", "Status.currentMeasure"),
 )
 STATE_STYLE = {"ok": "green", "info": "yellow", "error": "bold red", "disabled": "dim"}
-
-
-class UpdateRate:
-    """Item updates per second, counted from the cache's batches."""
-
-    def __init__(self) -> None:
-        self.total = 0
-        self._last_total = 0
-        self._last_time = 0.0
-        self.per_second = 0.0
-
-    def count(self, updates: Sequence[Update]) -> None:
-        """Subscriber that counts updates."""
-        self.total += len(updates)
-
-    def sample(self, now: float) -> float:
-        """Updates per second since the previous sample."""
-        if self._last_time:
-            self.per_second = (self.total - self._last_total) / max(now - self._last_time, 1e-9)
-        self._last_total, self._last_time = self.total, now
-        return self.per_second
 
 
 PREFIXES = ((1e3, "k"), (1.0, ""), (1e-3, "m"), (1e-6, "µ"), (1e-9, "n"))

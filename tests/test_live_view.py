@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from rich.console import Console
 
+from icsbridge.core.rate import UpdateRate
 from icsbridge.ics.sim.server import Simulator
-from icsbridge.live_view import UpdateRate, engineering, render
+from icsbridge.live_view import engineering, render
 
 from conftest import make_client
 

@@ -19,10 +19,10 @@ from caproto import ChannelData, ChannelDouble, ChannelEnum, SubscriptionType
 from caproto.asyncio.server import Context
 from caproto.server.stats import StatusHelper
 
+from icsbridge.core.rate import UpdateRate
 from icsbridge.core.writes import Writer
 from icsbridge.ics.cache import Update
 from icsbridge.ics.client import IcsClient, LinkState
-from icsbridge.live_view import UpdateRate
 from icsbridge.mapping.document import Mapping
 from icsbridge.model import ItemKey
 
