@@ -173,7 +173,7 @@ def test_a_monitor_sees_every_step_of_a_ramp(sim: SimThread, bridge: BridgeProce
 
     monitor = epics.PV(f"{P}0:0:2:VoltageMeasure", callback=changed, auto_monitor=True, form="time")
     assert monitor.wait_for_connection(5)
-    assert put_status(f"{P}0:0:VoltageRampSpeed", 2.0) == ECA_NORMAL  # 120 V/s
+    assert put_status(f"{P}0:0:VoltageRampSpeed", 0.3) == ECA_NORMAL  # 18 V/s: 33 s to 600 V
     assert put_status(f"{P}0:0:2:VoltageSet", 600.0) == ECA_NORMAL
     assert put_status(f"{P}0:0:2:Control:setOn", 1) == ECA_NORMAL
     with arrived:

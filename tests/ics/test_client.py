@@ -76,7 +76,7 @@ async def test_set_voltage_switch_on_and_the_measured_voltage_ramps(client: IcsC
         lambda updates: steps.extend(u.value for u in updates if u.key == measured)
     )
     module = ItemKey(CHANNEL.line, CHANNEL.address, None, "Control.voltageRampspeed")
-    assert await client.set_item(module, 1.0) == 1.0  # % of 6 kV per second: 8 s to 500 V
+    assert await client.set_item(module, 0.2) == 0.2  # % of 6 kV per second: 42 s to 500 V
     assert await client.set_item(key(CHANNEL, "Control.voltageSet"), 500.0) == 500.0
     assert await client.set_item(key(CHANNEL, "Control.on"), True) is True
     await client.subscribe([(Selector(*CHANNEL), "Status.voltageMeasure")])

@@ -91,7 +91,7 @@ async def test_trip_action_0_latches_the_event_and_keeps_the_channel_on(hw: IcsC
 
 async def test_trip_action_1_ramps_the_channel_down(hw: IcsClient) -> None:
     channel = ItemPath(0, 0, 1)
-    await hw.set_item(key(MODULE, "Control.voltageRampspeed"), 1.0)  # 60 V/s: 5 s from 300 V
+    await hw.set_item(key(MODULE, "Control.voltageRampspeed"), 0.1)  # 6 V/s: 50 s from 300 V
     await arm_trip(hw, channel, 1)
     await switch_on(hw, channel, 600.0)
     await wait_until(hw, key(channel, "Error.currentTrip"), bool)
