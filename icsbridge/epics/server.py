@@ -16,7 +16,6 @@ from collections.abc import Iterable, Sequence
 
 import caproto
 from caproto import ChannelData, ChannelDouble, ChannelEnum, SubscriptionType
-from caproto.asyncio.server import Context
 from caproto.server.stats import StatusHelper
 
 from icsbridge.core.rate import UpdateRate
@@ -26,6 +25,7 @@ from icsbridge.ics.client import IcsClient, LinkState
 from icsbridge.mapping.document import Mapping
 from icsbridge.model import ItemKey
 
+from .context import EchoingContext
 from .pvs import ItemPV, make_pv
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ class CaServer:
         self._pending: dict[ItemKey, Update] = {}
         self._link_changed = True
         self._wake = asyncio.Event()
-        self.context: Context | None = None
+        self.context: EchoingContext | None = None
         for update in client.cache.values():
             known = self.pvs.get(update.key)
             if known is not None:
@@ -141,7 +141,7 @@ class CaServer:
         """Serve until cancelled, on the port and interfaces the EPICS environment names."""
         stop_updates = self.client.cache.subscribe(self._take)
         stop_states = self.client.on_state(self._link)
-        context = self.context = Context(self.pvdb, caproto.get_server_address_list())
+        context = self.context = EchoingContext(self.pvdb, caproto.get_server_address_list())
         port = os.environ.get("EPICS_CAS_SERVER_PORT")
         if port:
             context.ca_server_port = int(port)
