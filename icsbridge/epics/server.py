@@ -1,9 +1,9 @@
 """The Channel Access server: every mapped item as a PV, fed from the client's cache.
 
-One task publishes for all PVs: the cache hands it each batch of updates, it keeps the
-newest value per item (so an overloaded server skips stale values, as EPICS monitor queues
-do) and publishes to subscribed PVs only. Link state changes mark every PV INVALID/COMM,
-or clear that, in one pass.
+One task publishes for all PVs: the cache hands it each batch of updates and it publishes
+them in order, to subscribed PVs only, so a monitor sees every step; when it falls far
+behind it keeps only the newest value per item, as EPICS monitor queues do. Link state
+changes mark every PV INVALID/COMM, or clear that, in one pass.
 """
 
 from __future__ import annotations
@@ -29,6 +29,9 @@ from .context import EchoingContext
 from .pvs import ItemPV, make_pv
 
 log = logging.getLogger(__name__)
+
+COALESCE_ABOVE = 50_000
+"""Updates waiting beyond which the publisher skips to the newest value of each item."""
 
 YIELD_EVERY = 200
 """PVs published before the publisher lets other tasks run."""
@@ -72,7 +75,8 @@ class CaServer:
         self.health = _Health(health_prefix)
         self.pvdb.update(self.health.pvdb)
         self.rate = UpdateRate()
-        self._pending: dict[ItemKey, Update] = {}
+        self._pending: list[Sequence[Update]] = []
+        self._backlog = 0
         self._link_changed = True
         self._wake = asyncio.Event()
         self.context: EchoingContext | None = None
@@ -82,10 +86,8 @@ class CaServer:
                 known.apply(update.value, update.time)
 
     def _take(self, updates: Sequence[Update]) -> None:
-        pvs, pending = self.pvs, self._pending
-        for update in updates:
-            if update.key in pvs:
-                pending[update.key] = update
+        self._pending.append(updates)
+        self._backlog += len(updates)
         self.rate.count(updates)
         self._wake.set()
 
@@ -105,11 +107,19 @@ class CaServer:
                     pv.link(up)
                 await self._notify(self.pvs.values())
                 await self._update_health()
-            pending, self._pending = self._pending, {}
+            batches, self._pending = self._pending, []
+            if self._backlog > COALESCE_ABOVE:  # behind: only the newest value of each item
+                batches = [list({update.key: update for b in batches for update in b}.values())]
+            self._backlog = 0
             pvs = self.pvs
-            for key, update in pending.items():
-                pvs[key].apply(update.value, update.time)
-            await self._notify(pvs[key] for key in pending)
+            for batch in batches:
+                touched = []
+                for update in batch:
+                    target = pvs.get(update.key)
+                    if target is not None:
+                        target.apply(update.value, update.time)
+                        touched.append(target)
+                await self._notify(touched)
 
     async def _notify(self, pvs: Iterable[ItemPV]) -> None:
         """Publish to the subscribers of these PVs, yielding to other tasks now and then."""
