@@ -65,6 +65,10 @@ class ModuleOption(StrEnum):
     MICC = "micc"
 
 
+INPUT_ERROR_ITEMS = ("Status.inputError", "Event.inputError")
+"""Channel items the iCS sets when it refuses a value it acknowledged."""
+
+
 class Severity(IntEnum):
     """Alarm severity of an item's state, as EPICS orders them.
 

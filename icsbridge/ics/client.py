@@ -22,7 +22,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.client import backoff
 from websockets.exceptions import ConnectionClosed
 
-from icsbridge.catalog import Catalog, catalog
+from icsbridge.catalog import INPUT_ERROR_ITEMS, Catalog, catalog
 from icsbridge.ics import protocol, values
 from icsbridge.ics.cache import Cache, Update
 from icsbridge.ics.protocol import (
@@ -45,8 +45,20 @@ from icsbridge.model import ItemKey, Level
 
 log = logging.getLogger(__name__)
 
-INPUT_ERROR_ITEMS = ("Status.inputError", "Event.inputError")
-"""Channel items the iCS sets when it refuses a value it acknowledged."""
+
+LEVEL_SELECTORS = {
+    Level.SYSTEM: Selector(),
+    Level.CRATE: Selector("*", "*", None),
+    Level.MODULE: Selector("*", "*", None),
+    Level.CHANNEL: Selector("*", "*", "*"),
+}
+"""Wildcard paths that name every object of a level (crates and modules share theirs)."""
+
+
+def everything(items: Catalog) -> list[tuple[Selector, str]]:
+    """getItem pairs for every readable item of every object, each pair once."""
+    pairs = ((LEVEL_SELECTORS[spec.level], spec.name) for spec in items if spec.access.readable)
+    return list(dict.fromkeys(pairs))
 
 
 class LinkState(StrEnum):
@@ -478,18 +490,7 @@ class IcsClient:
 
     async def subscribe_all(self) -> list[Update]:
         """Subscribe to every readable catalog item of every object the iCS has."""
-        selectors = {
-            Level.SYSTEM: Selector(None, None, None),
-            Level.CRATE: Selector("*", "*", None),
-            Level.MODULE: Selector("*", "*", None),
-            Level.CHANNEL: Selector("*", "*", "*"),
-        }
-        pairs = {
-            (selectors[spec.level], spec.name): None
-            for spec in self.cache.catalog
-            if spec.access.readable
-        }
-        return await self.subscribe(pairs)
+        return await self.subscribe(everything(self.cache.catalog))
 
     async def set_item(
         self, key: ItemKey, value: values.Value, *, timeout: float | None = None

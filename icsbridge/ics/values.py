@@ -50,14 +50,12 @@ def decoder(type_: ValueType | None, unit: str) -> tuple[Decoder, str]:
     if type_ is ValueType.INT:
         if known is None or known.scale == 1:
             return _as_int, base
-        num, den = known.scale.numerator, known.scale.denominator
-        return (lambda text: round(float(text) * num / den)), base
+        return (lambda text: round(known.to_base(float(text)))), base
     if type_ is ValueType.TEXT or (type_ is None and known is None):
         return str, base
     if known is None or known.scale == 1:
         return float, base
-    numerator, denominator = known.scale.numerator, known.scale.denominator
-    return (lambda text: float(text) * numerator / denominator), base
+    return (lambda text: known.to_base(float(text))), base
 
 
 def decode(spec: ItemSpec | None, text: str, unit: str) -> tuple[Value, str]:

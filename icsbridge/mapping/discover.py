@@ -15,8 +15,8 @@ from xml.etree import ElementTree
 
 from icsbridge.catalog import Catalog, ModuleKind, ModuleOption
 from icsbridge.ics.cache import Update
-from icsbridge.ics.client import IcsClient
-from icsbridge.ics.protocol import ProtocolError, Selector
+from icsbridge.ics.client import IcsClient, everything
+from icsbridge.ics.protocol import ProtocolError
 from icsbridge.mapping.document import CrateEntry, ModuleEntry
 from icsbridge.model import ItemPath, Level
 
@@ -136,15 +136,7 @@ async def discover(
 ) -> Hardware:
     """Find every crate, module and channel behind a connected client."""
     specs = client.cache.catalog
-    selectors = {
-        Level.SYSTEM: Selector(),
-        Level.CRATE: Selector("*", "*", None),
-        Level.MODULE: Selector("*", "*", None),
-        Level.CHANNEL: Selector("*", "*", "*"),
-    }
-    pairs = list(
-        dict.fromkeys((selectors[spec.level], spec.name) for spec in specs if spec.access.readable)
-    )
+    pairs = everything(specs)
     updates: list[Update] = []
     for start in range(0, len(pairs), BATCH):
         updates += await client.subscribe(pairs[start : start + BATCH])

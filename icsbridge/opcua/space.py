@@ -207,14 +207,7 @@ class _Batch:
         attributes = ua.VariableAttributes()
         attributes.DisplayName = ua.LocalizedText(name)
         attributes.Value = value
-        attributes.DataType = ua.NodeId(
-            {
-                ua.VariantType.ExtensionObject: I.Range,
-                ua.VariantType.LocalizedText: I.LocalizedText,
-            }[value.VariantType]
-            if name != "EngineeringUnits"
-            else I.EUInformation
-        )
+        attributes.DataType = ua.NodeId(_property_type(name))
         attributes.ValueRank = 1 if value.is_array else -1
         attributes.AccessLevel = ua.AccessLevel.CurrentRead.mask
         attributes.UserAccessLevel = ua.AccessLevel.CurrentRead.mask
@@ -257,15 +250,9 @@ class _Direct:
         self._targets: dict[int, ua.ReferenceDescription] = {}
 
     def _shared(
-        self,
-        key: tuple[str, str],
-        item: ItemEntry | ItemSpec,
-        name: str,
-        namespace: int,
-        datatype: int,
-        access: int,
-        description: str | None,
+        self, name: str, namespace: int, datatype: int, access: int, description: str | None
     ) -> dict[AttributeIds, ua.DataValue]:
+        key = (name, namespace, datatype, access, description)
         found = self._constants.get(key)
         if found is None:
             A, V = ua.AttributeIds, ua.VariantType
@@ -357,8 +344,6 @@ class _Direct:
         """One item variable with its properties."""
         name = entry.item
         constants = self._shared(
-            ("item", name + entry.description),
-            entry,
             name,
             self.ns,
             DATA_TYPES[_variant(entry)],
@@ -374,16 +359,8 @@ class _Direct:
             _type_definition(entry),
         )
         for prop, value in _properties(entry):
-            datatype = (
-                I.EUInformation
-                if prop == "EngineeringUnits"
-                else I.Range
-                if prop == "EURange"
-                else I.LocalizedText
-            )
-            shared = self._shared(
-                ("property", prop), entry, prop, 0, datatype, ua.AccessLevel.CurrentRead.mask, None
-            )
+            read = ua.AccessLevel.CurrentRead.mask
+            shared = self._shared(prop, 0, _property_type(prop), read, None)
             if value.is_array:
                 shared = dict(shared)
                 shared[AttributeIds.ValueRank] = ua.DataValue(ua.Variant(1, ua.VariantType.Int32))
@@ -415,6 +392,14 @@ def _plain(value: ua.DataValue) -> Any:
 def _attribute(data: NodeData, attribute: AttributeIds) -> Any:
     """The plain value of one attribute of a node."""
     return _plain(data.attributes[attribute].value)
+
+
+PROPERTY_TYPES = {"EURange": I.Range, "EngineeringUnits": I.EUInformation}
+"""Data types of the item properties; the state names are LocalizedText."""
+
+
+def _property_type(name: str) -> int:
+    return PROPERTY_TYPES.get(name, I.LocalizedText)
 
 
 def _name(item: ItemEntry | ItemSpec) -> str:

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from xml.etree import ElementTree
 
+from icsbridge.catalog import INPUT_ERROR_ITEMS
 from icsbridge.ics.protocol import (
     Command,
     ConfigReply,
@@ -35,7 +36,6 @@ from icsbridge.model import ItemKey, ItemPath
 log = logging.getLogger(__name__)
 
 CONFIG_FILE = "iCSConfig.xml"
-INPUT_ERROR_ITEMS = ("Status.inputError", "Event.inputError")
 
 
 def wire(value: Value) -> str:
