@@ -74,6 +74,9 @@ def sim(
         list[str] | None,
         typer.Option(help="A login NAME:PASSWORD (repeatable; default admin:password)."),
     ] = None,
+    churn: Annotated[
+        float, typer.Option(min=0, help="Extra channel readings per second (a load).")
+    ] = 0.0,
     verbose: Verbose = 0,
 ) -> None:
     """Run the built-in iCS simulator."""
@@ -81,7 +84,8 @@ def sim(
 
     users = dict(login.partition(":")[::2] for login in user or ["admin:password"])
     _logging(verbose)
-    _run(server.run(_topology(topology, modules, channels), host, port, time_scale, users=users))
+    topo = _topology(topology, modules, channels)
+    _run(server.run(topo, host, port, time_scale, users=users, churn=churn))
 
 
 @app.command()

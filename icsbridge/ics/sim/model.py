@@ -21,6 +21,17 @@ from icsbridge.ics.sim.writes import Outcome, Refused, WriteResult, fit, parse
 from icsbridge.ics.values import Value
 from icsbridge.model import ItemKey, ItemPath
 
+CHURN_ITEMS = (
+    "Status.voltageMeasure",
+    "Status.currentMeasure",
+    "Status.voltageTerminalMeasure",
+    "Status.temperatureExternal",
+)
+"""The channel readings `churn` moves: the ones real hardware refreshes every cycle."""
+
+CHURN_STEP = 1e-6
+"""How far `churn` moves a reading, alternately up and down, so values never drift."""
+
 _CLEARS = {
     "Control.clearAll": (True, True),
     "Control.clearEvents": (True, False),
@@ -48,6 +59,9 @@ class SimModel:
         self._cycles = 0
         self._active: set[Channel] = set()
         self.now = 0.0
+        self._churn: list[tuple[Node, str]] = []
+        self.churned = 0
+        """Readings `churn` has moved so far."""
         for ch in self._tree.channels:
             physics.refresh(ch)
         self._system.put("System.time", self._clock())
@@ -86,6 +100,26 @@ class SimModel:
         changes = self._ledger.changes
         keys = [ItemKey(*node.path, item) for node, item in changes]
         changes.clear()
+        return keys
+
+    def churn(self, count: int) -> list[ItemKey]:
+        """Move `count` channel readings a step, round robin, as fresh data (a bench load).
+
+        The moves are not logged as changes: the caller sends them itself.
+        """
+        pool = self._churn
+        if not pool:
+            pool.extend((ch, item) for ch in self._tree.channels for item in CHURN_ITEMS)
+            pool[:] = [(node, item) for node, item in pool if item in node.values]
+            if not pool:
+                return []
+        keys = []
+        for turn in range(self.churned, self.churned + count):
+            node, item = pool[turn % len(pool)]
+            step = CHURN_STEP if turn // len(pool) % 2 == 0 else -CHURN_STEP
+            node.values[item] = node.values[item] + step  # type: ignore[operator]
+            keys.append(ItemKey(*node.path, item))
+        self.churned += count
         return keys
 
     def _match(self, selector: Selector) -> list[Node]:

@@ -44,6 +44,9 @@ log = logging.getLogger(__name__)
 MIN_PERIOD = 0.005
 """Shortest wall-clock time between two physics cycles, whatever the time scale."""
 
+CHURN_TICK = 0.01
+"""Seconds between two frames of churn; a late tick sends what it owes, up to ten ticks' worth."""
+
 QUEUE_LIMIT = 10_000
 """Frames waiting for one client before the simulator gives up on it and drops it."""
 
@@ -138,7 +141,9 @@ class Simulator:
         )
         self._owners: dict[str, _Connection] = {}
         self._server: Server | None = None
-        self._physics: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._churn_rate = 0.0
+        self._churning = asyncio.Event()
         self._start = 0.0
         self._host = ""
 
@@ -165,7 +170,10 @@ class Simulator:
         self._server = await serve(
             self._handle, host, port, compression=None, ping_interval=None, max_size=None
         )
-        self._physics = asyncio.create_task(self._run_physics(), name="ics-sim-physics")
+        self._tasks = [
+            asyncio.create_task(self._run_physics(), name="ics-sim-physics"),
+            asyncio.create_task(self._run_churn(), name="ics-sim-churn"),
+        ]
         lines, modules, channels = self.topology.counts()
         log.info(
             "iCS simulator listening on %s (%d lines, %d modules, %d channels)",
@@ -178,11 +186,10 @@ class Simulator:
 
     async def stop(self) -> None:
         """Close every connection and stop serving."""
-        if self._physics is not None:
-            self._physics.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._physics
-            self._physics = None
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
@@ -200,6 +207,45 @@ class Simulator:
     def sim_time(self) -> float:
         """Simulated seconds since start: wall time times the time scale."""
         return (asyncio.get_running_loop().time() - self._start) * self.time_scale
+
+    @property
+    def churn(self) -> float:
+        """Channel readings per second sent on top of the physics, stamped when sent: a load."""
+        return self._churn_rate
+
+    @churn.setter
+    def churn(self, rate: float) -> None:
+        if rate < 0:
+            raise ValueError("churn must not be negative")
+        self._churn_rate = rate
+        if rate:
+            self._churning.set()
+        else:
+            self._churning.clear()
+
+    @property
+    def churned(self) -> int:
+        """Readings churn has sent so far."""
+        return self.model.churned
+
+    async def _run_churn(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._churning.wait()
+            owed, last = 0.0, loop.time()
+            while self._churn_rate:
+                await asyncio.sleep(CHURN_TICK)
+                now = loop.time()
+                owed = min(
+                    owed + self._churn_rate * (now - last), self._churn_rate * CHURN_TICK * 10
+                )
+                last = now
+                count = int(owed)
+                owed -= count
+                try:
+                    self._deliver(self.service.churn(count, self.service.epoch + self.sim_time()))
+                except Exception:
+                    log.exception("simulator churn failed")
 
     async def _run_physics(self) -> None:
         while True:
@@ -322,8 +368,10 @@ async def run(
     *,
     users: Mapping[str, str] | None = None,
     seed: int = 0,
+    churn: float = 0.0,
 ) -> None:
     """Serve a simulated iCS until cancelled."""
     simulator = Simulator(topology, time_scale=time_scale, users=users, seed=seed)
+    simulator.churn = churn
     async with simulator.serve(host, port):
         await asyncio.Event().wait()

@@ -155,7 +155,9 @@ class Service:
         """The time stamp of records made now: the epoch plus the simulated time."""
         return self.epoch + self.model.now
 
-    def record(self, key: ItemKey, session: Session | None = None) -> ItemRecord:
+    def record(
+        self, key: ItemKey, session: Session | None = None, stamp: float | None = None
+    ) -> ItemRecord:
         """One item's current value as a record, in the output unit of its quantity."""
         spec = self.model.spec(key.path, key.item)
         value = self.model.value(key)
@@ -165,7 +167,9 @@ class Service:
             value = float(f"{converted.from_base(value):.12g}")
         if key.item == "Status.sessionId" and session is not None:
             value = session.id
-        return ItemRecord(key.path, key.item, wire(value), unit, self.stamp)
+        return ItemRecord(
+            key.path, key.item, wire(value), unit, self.stamp if stamp is None else stamp
+        )
 
     def records(self, keys: Iterable[ItemKey], session: Session) -> tuple[ItemRecord, ...]:
         """Records of several items for one session."""
@@ -250,6 +254,22 @@ class Service:
                     made[key] = self.record(key, session)
                 records.append(made[key])
             pushes.append((session, ItemRecords(session.id, tuple(records), "info")))
+        return pushes
+
+    def churn(self, count: int, stamp: float) -> list[tuple[Session, ItemRecords]]:
+        """`count` fresh channel readings stamped `stamp`, pushed to the sessions that want them."""
+        keys = self.model.churn(count)
+        records = [self.record(key, stamp=stamp) for key in keys]
+        pushes = []
+        for session in self.sessions.values():
+            if session.mode is Mode.XHR:
+                continue
+            subscribed = session.subscriptions
+            mine = tuple(
+                record for key, record in zip(keys, records, strict=True) if key in subscribed
+            )
+            if mine:
+                pushes.append((session, ItemRecords(session.id, mine, "info")))
         return pushes
 
     def burst(self, count: int) -> list[tuple[Session, ItemRecords]]:

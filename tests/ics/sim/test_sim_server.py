@@ -7,6 +7,7 @@ import base64
 import json
 import logging
 import re
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -424,3 +425,47 @@ async def test_stop_closes_clients(sim: Simulator, ws: ClientConnection) -> None
     await sim.stop()
     with pytest.raises(ConnectionClosed):
         await until(ws, lambda e: False)
+
+
+async def test_churn_sends_fresh_readings_to_subscribers(
+    sim: Simulator, ws: ClientConnection
+) -> None:
+    session = await login(ws)
+    await ws.send(request(session, packet("getItem", ("0", "*", "*"), "Status.voltageMeasure")))
+    _, response = await until(ws, kind("response"))
+    before = {record_key(event["d"]): event["d"]["v"] for event in response["c"]}
+    sent_at = time.time()
+    sim.churn = 2000.0
+    first: dict[tuple[str, str, str, str], str] = {}
+    channel_items = set()
+    async with asyncio.timeout(5.0):
+        while len(first) < len(before):
+            for envelope in await receive(ws):
+                for event in envelope.get("c") or []:
+                    data = event["d"]
+                    if data["p"]["c"]:
+                        channel_items.add(data["i"])
+                        assert float(data["t"]) >= sent_at - 0.01
+                        first.setdefault(record_key(data), data["v"])
+    sim.churn = 0.0
+    assert channel_items == {"Status.voltageMeasure"}  # only what the session asked for
+    assert first.keys() == before.keys()
+    assert all(float(first[key]) != float(before[key]) for key in first)
+    assert sim.churned >= len(before)
+
+
+async def test_churn_stops_at_zero(sim: Simulator, ws: ClientConnection) -> None:
+    session = await login(ws)
+    await ws.send(request(session, packet("getItem", ("0", "*", "*"), "Status.currentMeasure")))
+    await until(ws, kind("response"))
+    sim.churn = 5000.0
+    await until(ws, has("Status.currentMeasure"))
+    sim.churn = 0.0
+    stopped = sim.churned
+    await until(ws, has("Status.heartBeat"))  # a whole physics cycle later
+    await until(ws, has("Status.heartBeat"))
+    assert sim.churned == stopped
+
+
+def record_key(data: Envelope) -> tuple[str, str, str, str]:
+    return (data["p"]["l"], data["p"]["a"], data["p"]["c"], data["i"])
