@@ -180,7 +180,10 @@ class BridgeProcess:
         )
         self.log: list[str] = []
         self._lines: queue.Queue[str] = queue.Queue()
+        self.output: queue.Queue[str] = queue.Queue()
+        """Lines the bridge printed, read as they come so it never blocks on a full pipe."""
         threading.Thread(target=self._pump, daemon=True).start()
+        threading.Thread(target=self._pump_output, daemon=True).start()
         self.wait_for_log(r"serving \d+ PVs over Channel Access")
 
     def _pump(self) -> None:
@@ -188,6 +191,11 @@ class BridgeProcess:
         for line in self.process.stderr:
             self.log.append(line)
             self._lines.put(line)
+
+    def _pump_output(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.output.put(line)
 
     def wait_for_log(self, pattern: str, timeout: float = 60.0) -> re.Match[str]:
         """The first log line from now on that matches `pattern`."""

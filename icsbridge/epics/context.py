@@ -1,4 +1,5 @@
-"""caproto's asyncio server context, answering searches the way libca paces itself by.
+"""caproto's asyncio server context: searches answered the way libca paces itself by, and
+item PV monitors sent through the direct path of `monitors.Fanout`.
 
 libca matches each search reply to its own datagram by the sequence number in the reply's
 VERSION header. caproto 1.3 always sends 1 there, so after its first datagram libca takes
@@ -16,12 +17,18 @@ import caproto as ca
 from caproto.asyncio.server import Context
 from caproto.server.common import CaprotoNetworkError
 
+from .monitors import Fanout
+
 SEQUENCE_VALID = 1
 """Bit of a UDP VERSION header's data type that says its parameter1 is a sequence number."""
 
 
 class EchoingContext(Context):
     """A caproto server context whose search replies echo the client's sequence number."""
+
+    def __init__(self, pvdb: dict[str, Any], interfaces: list[str] | None = None) -> None:
+        super().__init__(pvdb, interfaces)
+        self.fanout = Fanout(self.subscriptions)
 
     async def _broadcaster_queue_iteration(self, addr: Any, commands: list[Any]) -> None:
         self.broadcaster.process_commands(commands)

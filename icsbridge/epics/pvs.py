@@ -9,6 +9,7 @@ The record fields tools ask for (`.EGU .PREC .DESC .DRVH .DRVL .HOPR .LOPR .RTYP
 from __future__ import annotations
 
 import logging
+import time
 from numbers import Integral
 from typing import Any
 
@@ -35,6 +36,8 @@ from icsbridge.core.writes import TypeRefused, Writer, subject
 from icsbridge.epics.records import MAX_STATES, MAX_STRING, record_type
 from icsbridge.ics.values import Value
 from icsbridge.mapping.document import ItemEntry
+
+from . import monitors
 
 log = logging.getLogger(__name__)
 
@@ -78,10 +81,18 @@ class ItemPV:
     _link_up: bool
     _severities: dict[str, Severity]
     _limits: tuple[tuple[float, bool, Alarm], ...]
+    fast_specs: set[Any]
+    """Subscription specs served by the direct monitor path (`monitors.Fanout`)."""
+    unix_time: float
+    """Time stamp of the value, in UNIX seconds."""
+    _stamp_due: bool
 
     def _bridge_init(self, entry: ItemEntry, writer: Writer) -> None:
         self.entry = entry
         self.writer = writer
+        self.fast_specs = set()
+        self.unix_time = time.time()
+        self._stamp_due = True
         self._fields = {}
         self._value_alarm = NEVER_READ
         self._link_up = False
@@ -103,6 +114,10 @@ class ItemPV:
     def to_ca(self, value: Value) -> Any:
         """The iCS value as this channel holds it."""
         return value
+
+    def wire_value(self) -> Any:
+        """The current value as the native DBR type packs it."""
+        return self._data["value"]  # type: ignore[attr-defined]
 
     def from_ca(self, value: Any) -> Value:
         """A client's value as the iCS item takes it."""
@@ -131,7 +146,8 @@ class ItemPV:
         else:
             self._value_alarm = self.value_alarm(value)
         if time is not None:
-            data["timestamp"] = TimeStamp.from_unix_timestamp(time)
+            self.unix_time = time
+            self._stamp_due = True
         self._set_alarm()
 
     def link(self, up: bool) -> None:
@@ -142,6 +158,27 @@ class ItemPV:
     def _set_alarm(self) -> None:
         alarm = self._value_alarm if self._link_up else LINK_DOWN
         self.alarm = ALARMS[alarm]
+
+    # --- reads and subscriptions ----------------------------------------------------------
+
+    async def _read(self, data_type: ChannelType) -> Any:
+        if self._stamp_due:  # made only when caproto reads it: most updates never are
+            self._data["timestamp"] = TimeStamp.from_unix_timestamp(self.unix_time)  # type: ignore[attr-defined]
+            self._stamp_due = False
+        return await super()._read(data_type)  # type: ignore[misc]
+
+    async def subscribe(self, queue: Any, sub_spec: Any, sub: Any) -> None:
+        """Serve a subscription through the direct path where it can; caproto's otherwise."""
+        fanout = getattr(sub.circuit.context, "fanout", None)
+        if fanout is not None and monitors.fast(self, sub_spec):
+            fanout.subscribe(self, sub_spec, sub)
+        else:
+            await super().subscribe(queue, sub_spec, sub)  # type: ignore[misc]
+
+    async def unsubscribe(self, queue: Any, sub_spec: Any) -> None:
+        """The last subscription of a spec is gone."""
+        self.fast_specs.discard(sub_spec)
+        await super().unsubscribe(queue, sub_spec)  # type: ignore[misc]
 
     # --- puts from clients ---------------------------------------------------------------
 
@@ -325,9 +362,13 @@ class EnumPV(ItemPV, ChannelEnum):
             string_encoding=ENCODING,
         )
         self._codes = codes
+        self._index = {label: index for index, label in enumerate(labels)}
         self._labels = dict(zip(codes, labels, strict=True))
         self._by_label = dict(zip(labels, codes, strict=True))
         self._bridge_init(entry, writer)
+
+    def wire_value(self) -> Any:
+        return self._index[self._data["value"]]
 
     def to_ca(self, value: Value) -> Any:
         label = self._labels.get(_wire(value))  # type: ignore[arg-type]
@@ -363,6 +404,9 @@ class StringPV(ItemPV, ChannelString):
 
     def to_ca(self, value: Value) -> Any:
         return str(value)[:MAX_STRING]
+
+    def wire_value(self) -> Any:
+        return self._data["value"].encode(ENCODING)[:MAX_STRING]
 
     def from_ca(self, value: Any) -> Value:
         return str(value)

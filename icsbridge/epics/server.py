@@ -2,8 +2,9 @@
 
 One task publishes for all PVs: the cache hands it each batch of updates and it publishes
 them in order, to subscribed PVs only, so a monitor sees every step; when it falls far
-behind it keeps only the newest value per item, as EPICS monitor queues do. Link state
-changes mark every PV INVALID/COMM, or clear that, in one pass.
+behind it keeps only the newest value per item, as EPICS monitor queues do. Monitors go
+out through `monitors.Fanout`, one socket write per client per batch. Link state changes
+mark every PV INVALID/COMM, or clear that, in one pass.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import sys
 from collections.abc import Iterable, Sequence
 
 import caproto
-from caproto import ChannelData, ChannelDouble, ChannelEnum, SubscriptionType
+from caproto import ChannelData, ChannelDouble, ChannelEnum
 from caproto.server.stats import StatusHelper
 
 from icsbridge.core.rate import UpdateRate
@@ -26,6 +27,7 @@ from icsbridge.mapping.document import Mapping
 from icsbridge.model import ItemKey
 
 from .context import EchoingContext
+from .monitors import PUBLISH
 from .pvs import ItemPV, make_pv
 
 log = logging.getLogger(__name__)
@@ -33,10 +35,8 @@ log = logging.getLogger(__name__)
 COALESCE_ABOVE = 50_000
 """Updates waiting beyond which the publisher skips to the newest value of each item."""
 
-YIELD_EVERY = 200
-"""PVs published before the publisher lets other tasks run."""
-
-PUBLISH = SubscriptionType.DBE_VALUE | SubscriptionType.DBE_LOG | SubscriptionType.DBE_ALARM
+YIELD_EVERY = 2000
+"""PVs published before the publisher sends what it has and lets other tasks run."""
 
 
 class _Health:
@@ -123,17 +123,25 @@ class CaServer:
 
     async def _notify(self, pvs: Iterable[ItemPV]) -> None:
         """Publish to the subscribers of these PVs, yielding to other tasks now and then."""
-        count = 0
-        for pv in pvs:
-            if not pv._queues:  # type: ignore[attr-defined]
-                continue
-            try:
-                await pv.publish(PUBLISH)  # type: ignore[attr-defined]
-            except Exception:
-                log.exception("could not publish %s", pv.entry.pv)
-            count += 1
+        if self.context is None:
+            return
+        fanout = self.context.fanout
+        direct = []
+        for count, pv in enumerate(pvs, 1):
+            if pv.fast_specs:
+                direct.append(pv)
+            if pv._queues:  # type: ignore[attr-defined]
+                try:
+                    await pv.publish(PUBLISH)  # type: ignore[attr-defined]
+                except Exception:
+                    log.exception("could not publish %s", pv.entry.pv)
             if count % YIELD_EVERY == 0:
+                fanout.post(direct)
+                fanout.flush()
+                direct.clear()
                 await asyncio.sleep(0)
+        fanout.post(direct)
+        fanout.flush()
 
     async def _update_health(self) -> None:
         loop = asyncio.get_running_loop()
@@ -169,6 +177,7 @@ class CaServer:
         try:
             await context.run(startup_hook=started)
         finally:
+            await context.fanout.close()
             stop_updates()
             stop_states()
             for task in tasks:

@@ -63,8 +63,7 @@ def test_list_pvs_prints_every_pv_name_once_serving(
     expected = [
         name for item in document.load(site_mapping).items for name in (item.pv, *item.aliases)
     ]
-    assert read_only.process.stdout is not None
-    names = [read_only.process.stdout.readline().strip() for _ in expected]
+    names = [read_only.output.get(timeout=10).strip() for _ in expected]
     assert names == expected
 
 
