@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +66,7 @@ async def serve(options: Options) -> None:
         writer = Writer(client, entries, read_only=options.read_only, timeout=options.write_timeout)
         health = f"{mapping.naming.effective_prefix}Bridge:"
         ca = CaServer(client, mapping, writer, health_prefix=health)
+        gc.freeze()  # the mapping and PVs live as long as the bridge: no collection scans them
         faces = [ca.run(list_pvs=options.list_pvs)]
         if options.opcua_endpoint is not None:
             security = functools.partial(
@@ -78,8 +80,7 @@ async def serve(options: Options) -> None:
             ua_server = UaServer(
                 client, mapping, writer, endpoint=options.opcua_endpoint, secure=security
             )
-            await ua_server.setup()
-            faces.append(ua_server.run())
+            faces.append(ua_server.run())  # builds its address space while CA serves
         if options.live:
             faces.append(live_view.run(client))
         await asyncio.gather(*faces)

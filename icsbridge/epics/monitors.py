@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import struct
+from collections import deque
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PUBLISH = SubscriptionType.DBE_VALUE | SubscriptionType.DBE_LOG | SubscriptionType.DBE_ALARM
+PUBLISH = int(SubscriptionType.DBE_VALUE | SubscriptionType.DBE_LOG | SubscriptionType.DBE_ALARM)
 """What an update from the iCS is: a new value, worth logging, maybe a new alarm."""
 
 BACKLOG = 4 * 1024 * 1024
@@ -58,19 +59,28 @@ _FORMATS = {
 class Layout(NamedTuple):
     """How to pack one DBR type."""
 
-    data_type: ChannelType
+    data_type: int
+    native: int
     family: int
     packer: struct.Struct
 
 
 LAYOUTS = {
-    ChannelType(native + family).name: Layout(
-        ChannelType(native + family), family, struct.Struct(fmt)
-    )
+    ChannelType(native + family).name: Layout(native + family, native, family, struct.Struct(fmt))
     for native, formats in _FORMATS.items()
     for family, fmt in zip((_PLAIN, _STS, _TIME), formats, strict=True)
 }
 """Layouts by DBR type name, the key caproto's subscription specs carry."""
+
+
+class Tap(NamedTuple):
+    """A subscription spec served directly: its layout and its live subscriptions."""
+
+    subs: deque[Any]
+    """caproto's own list of the spec's subscriptions, kept current by caproto."""
+    layout: Layout
+    updates: bool
+    """Whether the spec's mask asks for what the iCS sends: values and alarms."""
 
 
 def fast(pv: ItemPV, spec: Any) -> bool:
@@ -78,7 +88,7 @@ def fast(pv: ItemPV, spec: Any) -> bool:
     layout = LAYOUTS.get(spec.data_type_name)
     return (
         layout is not None
-        and layout.data_type - layout.family == pv.data_type  # type: ignore[attr-defined]
+        and layout.native == pv.data_type  # type: ignore[attr-defined]
         and not any(spec.channel_filter)
     )
 
@@ -103,7 +113,7 @@ def payload(pv: ItemPV, layout: Layout) -> bytes:
 class Fanout:
     """Sends the monitor updates of item PVs to their subscribers' circuits in batches."""
 
-    def __init__(self, subscriptions: dict[Any, Any]) -> None:
+    def __init__(self, subscriptions: dict[Any, deque[Any]]) -> None:
         self._subscriptions = subscriptions
         self._out: dict[Any, list[bytes]] = {}
         self._behind: dict[Any, dict[Any, tuple[Any, ItemPV]]] = {}
@@ -111,42 +121,38 @@ class Fanout:
 
     def subscribe(self, pv: ItemPV, spec: Any, sub: Any) -> None:
         """A new subscription: send it the current value now."""
-        pv.fast_specs.add(spec)
-        self._queue(sub, spec, pv, payload(pv, LAYOUTS[spec.data_type_name]))
+        layout = LAYOUTS[spec.data_type_name]
+        pv.taps[spec] = Tap(self._subscriptions[spec], layout, bool(spec.mask & PUBLISH))
+        self._queue(sub, spec, pv, layout, payload(pv, layout))
         self.flush()
 
     def post(self, pvs: Iterable[ItemPV]) -> None:
         """Queue the current values of these PVs for their subscribers (sent by `flush`)."""
-        subscriptions = self._subscriptions
+        queue = self._queue
         for pv in pvs:
-            packed: dict[str, bytes] = {}
-            for spec in pv.fast_specs:
-                if not spec.mask & PUBLISH:
-                    continue
-                subs = subscriptions.get(spec)
-                if not subs:
-                    continue
-                name = spec.data_type_name
-                data = packed.get(name)
-                if data is None:
-                    data = packed[name] = payload(pv, LAYOUTS[name])
-                for sub in subs:
-                    self._queue(sub, spec, pv, data)
+            for spec, (subs, layout, updates) in pv.taps.items():
+                if updates and subs:
+                    data = payload(pv, layout)
+                    for sub in subs:
+                        queue(sub, spec, pv, layout, data)
 
-    def _queue(self, sub: Any, spec: Any, pv: ItemPV, data: bytes) -> None:
+    def _queue(self, sub: Any, spec: Any, pv: ItemPV, layout: Layout, data: bytes) -> None:
         circuit = sub.circuit
+        if self._behind and circuit in self._behind:
+            self._behind[circuit][sub] = (spec, pv)
+            return
         if not circuit.events_on.is_set():  # the client asked for a pause: resend later
             waiting = circuit.subscriptions_to_resend.setdefault(spec, [])
             if sub not in waiting:
                 waiting.append(sub)
             return
-        behind = self._behind.get(circuit)
-        if behind is not None:
-            behind[sub] = (spec, pv)
-            return
-        data_type = LAYOUTS[spec.data_type_name].data_type
-        header = HEADER.pack(EVENT_ADD, len(data), data_type, 1, ECA_NORMAL, sub.subscriptionid)
-        self._out.setdefault(circuit, []).append(header + data)
+        header = HEADER.pack(
+            EVENT_ADD, len(data), layout.data_type, 1, ECA_NORMAL, sub.subscriptionid
+        )
+        out = self._out.get(circuit)
+        if out is None:
+            out = self._out[circuit] = []
+        out.append(header + data)
 
     def flush(self) -> None:
         """Write what `post` queued: one buffer per circuit."""
@@ -171,10 +177,10 @@ class Fanout:
             return
         pending = self._behind.pop(circuit, {})
         log.info("client %s caught up; sending %d newest values", circuit, len(pending))
-        subscriptions = self._subscriptions
         for sub, (spec, pv) in pending.items():
-            if sub in subscriptions.get(spec, ()):
-                self._queue(sub, spec, pv, payload(pv, LAYOUTS[spec.data_type_name]))
+            tap = pv.taps.get(spec)
+            if tap is not None and sub in tap.subs:
+                self._queue(sub, spec, pv, tap.layout, payload(pv, tap.layout))
         self.flush()
 
     async def close(self) -> None:

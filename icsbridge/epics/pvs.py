@@ -81,7 +81,7 @@ class ItemPV:
     _link_up: bool
     _severities: dict[str, Severity]
     _limits: tuple[tuple[float, bool, Alarm], ...]
-    fast_specs: set[Any]
+    taps: dict[Any, monitors.Tap]
     """Subscription specs served by the direct monitor path (`monitors.Fanout`)."""
     unix_time: float
     """Time stamp of the value, in UNIX seconds."""
@@ -90,7 +90,7 @@ class ItemPV:
     def _bridge_init(self, entry: ItemEntry, writer: Writer) -> None:
         self.entry = entry
         self.writer = writer
-        self.fast_specs = set()
+        self.taps = {}
         self.unix_time = time.time()
         self._stamp_due = True
         self._fields = {}
@@ -177,8 +177,8 @@ class ItemPV:
 
     async def unsubscribe(self, queue: Any, sub_spec: Any) -> None:
         """The last subscription of a spec is gone."""
-        self.fast_specs.discard(sub_spec)
-        await super().unsubscribe(queue, sub_spec)  # type: ignore[misc]
+        if self.taps.pop(sub_spec, None) is None:
+            await super().unsubscribe(queue, sub_spec)  # type: ignore[misc]
 
     # --- puts from clients ---------------------------------------------------------------
 

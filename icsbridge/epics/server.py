@@ -128,7 +128,7 @@ class CaServer:
         fanout = self.context.fanout
         direct = []
         for count, pv in enumerate(pvs, 1):
-            if pv.fast_specs:
+            if pv.taps:
                 direct.append(pv)
             if pv._queues:  # type: ignore[attr-defined]
                 try:

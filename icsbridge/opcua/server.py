@@ -8,12 +8,14 @@ One task publishes values and link quality for all variables.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
 from asyncua import ua
 from asyncua.crypto.permission_rules import User
+from asyncua.server.address_space import AttributeValue
 from asyncua.server.server import Server
 
 from icsbridge.core.writes import AccessRefused, RangeRefused, TypeRefused, Writer, subject
@@ -35,8 +37,8 @@ from .users import display_name, may_write
 log = logging.getLogger(__name__)
 
 DEFAULT_ENDPOINT = "opc.tcp://0.0.0.0:4840/icsbridge/"
-YIELD_EVERY = 200
-"""Variables written before the publisher lets other tasks run."""
+YIELD_EVERY = 500
+"""Variables published before the publisher lets other tasks run."""
 
 Status = ua.StatusCodes
 REFUSALS: tuple[tuple[type[Exception], int], ...] = (
@@ -69,6 +71,7 @@ class UaServer:
         self._secure = secure
         self.server = Server()
         self.space = Space(0, {})
+        self._values: dict[ItemKey, tuple[Variable, AttributeValue]] = {}
         self._pending: dict[ItemKey, Update] = {}
         self._link_changed = True
         self._wake = asyncio.Event()
@@ -83,6 +86,12 @@ class UaServer:
         if self._secure is not None:
             await self._secure(server)
         self.space = space = await build(server, self.mapping)
+        gc.freeze()  # nor the address space
+        aspace = server.iserver.aspace
+        self._values = {
+            key: (variable, aspace[variable.node].attributes[ua.AttributeIds.Value])
+            for key, variable in space.variables.items()
+        }
         service = server.iserver.attribute_service
         service.write = self._write_hook(service.write)  # type: ignore[method-assign,assignment]
         for update in self.client.cache.values():
@@ -113,7 +122,7 @@ class UaServer:
 
     async def _publish(self) -> None:
         """The one publisher: new values, and the link's quality on every variable."""
-        variables = self.space.variables
+        values = self._values
         cache = self.client.cache
         while True:
             await self._wake.wait()
@@ -122,23 +131,17 @@ class UaServer:
             pending, self._pending = self._pending, {}
             if self._link_changed:
                 self._link_changed = False
-                latest = (cache.get(key) for key in variables)
+                latest = (cache.get(key) for key in values)
                 pending = {update.key: update for update in latest if update is not None}
             now = datetime.now(UTC)
-            await self._write_all(
-                (variables[key].node, _data_value(variables[key], update, status, now))
-                for key, update in pending.items()
-            )
-
-    async def _write_all(self, values: Iterable[tuple[ua.NodeId, ua.DataValue]]) -> None:
-        write = self.server.write_attribute_value
-        for count, (node, value) in enumerate(values, 1):
-            try:
-                await write(node, value)
-            except Exception:
-                log.exception("could not publish %s", node.Identifier)
-            if count % YIELD_EVERY == 0:
-                await asyncio.sleep(0)
+            for count, (key, update) in enumerate(pending.items(), 1):
+                variable, attribute = values[key]
+                try:
+                    await _publish(attribute, _data_value(variable, update, status, now))
+                except Exception:
+                    log.exception("could not publish %s", variable.node.Identifier)
+                if count % YIELD_EVERY == 0:
+                    await asyncio.sleep(0)
 
     # --- writes from clients ---------------------------------------------------------------
 
@@ -218,12 +221,39 @@ class UaServer:
             await asyncio.gather(publisher, return_exceptions=True)
 
 
+class _SharedValue(ua.DataValue):
+    """A DataValue every subscription keeps as is: asyncua deep-copies each one otherwise.
+
+    Never changed once published, so sharing it is safe.
+    """
+
+    __slots__ = ()
+
+    def __deepcopy__(self, memo: dict[int, object]) -> _SharedValue:
+        return self
+
+
+async def _publish(attribute: AttributeValue, value: ua.DataValue) -> None:
+    """Set a variable's value and notify its monitored items, as asyncua's own write does.
+
+    The item's variant type is right by construction, so asyncua's type check is skipped.
+    """
+    attribute.value = value
+    attribute.value_callback = None
+    for handle, callback in list(attribute.datachange_callbacks.items()):
+        await callback(handle, value)
+
+
+NULL = ua.Variant(None, ua.VariantType.Null)
+
+
 def _data_value(
     variable: Variable, update: Update, status: ua.StatusCode, now: datetime
 ) -> ua.DataValue:
+    """The value to publish; null with a Bad status, as Part 4 §7.7.1 wants."""
     source = datetime.fromtimestamp(update.time, UTC) if update.time is not None else now
-    return ua.DataValue(
-        variable.to_ua(update.value),
+    return _SharedValue(
+        NULL if status.is_bad() else variable.to_ua(update.value),
         StatusCode=status,
         SourceTimestamp=source,
         ServerTimestamp=now,

@@ -10,6 +10,7 @@ EnumStrings), the rest BaseDataVariableType. NodeIds are the mapping's strings.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,12 +27,15 @@ from icsbridge.catalog import Catalog, ItemSpec, ModuleKind, ModuleOption, Value
 from icsbridge.ics.values import Value
 from icsbridge.mapping.build import objects
 from icsbridge.mapping.document import ItemEntry, Mapping, ModuleEntry
-from icsbridge.model import ItemPath, Level
+from icsbridge.model import ItemKey, ItemPath, Level
 
 from .units import eu_information
 
 ADMIN = User(role=UserRole.Admin)
 I = ua.object_ids.ObjectIds  # noqa: E741
+YIELD_EVERY = 20
+"""Objects (of some 100 items each) built before the build lets other tasks run."""
+
 TYPE_NAMES = {Level.CRATE: "CrateType", Level.MODULE: "ModuleType", Level.CHANNEL: "ChannelType"}
 
 
@@ -501,7 +505,7 @@ class Space:
     """The built address space: the namespace and every item's variable, by item key."""
 
     ns: int
-    variables: dict[object, Variable]
+    variables: dict[ItemKey, Variable]
 
 
 async def build(
@@ -519,7 +523,7 @@ async def build(
     for entry in mapping.items:
         if not entry.disabled:
             entries.setdefault(entry.key.path, []).append(entry)
-    variables: dict[object, Variable] = {}
+    variables: dict[ItemKey, Variable] = {}
     batch = _Batch(server, ns)
     root = batch.node("iCS")
     batch.obj(root, ua.NodeId(I.ObjectsFolder), "iCS", "iCS", I.BaseObjectType)
@@ -541,7 +545,9 @@ async def build(
             batch.obj(node, parent, str(path), _display(path, mapping, module), types[path.level])
         batch.flush()
         direct = _Direct(server, ns)
-        for path, node in nodes.items():
+        for count, (path, node) in enumerate(nodes.items(), 1):
+            if count % YIELD_EVERY == 0:  # let the iCS link and Channel Access run meanwhile
+                await asyncio.sleep(0)
             for entry in entries.get(path, ()):
                 variable = Variable(batch.node(entry.nodeid), entry, _variant(entry), _codes(entry))
                 variables[entry.key] = variable
