@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias
+from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias, overload
 
 from icsbridge.catalog import catalog
 from icsbridge.compat.items import item_methods
 from icsbridge.compat.session import Session
 from icsbridge.ics.values import Value
-from icsbridge.model import CRATE_ADDRESS, ItemKey, ItemPath, Level
+from icsbridge.model import ItemKey, ItemPath, Level
 
 if TYPE_CHECKING:
     from icsbridge.compat.connection import connection as Connection
@@ -43,6 +43,26 @@ class IcsObject:
         return self._session.write(ItemKey(*self._path, item), value)
 
 
+class PathPart:
+    """A read-only attribute of a crate, module or channel: one number of its path."""
+
+    def __init__(self, part: int, doc: str) -> None:
+        self.part = part
+        self.__doc__ = doc
+
+    @overload
+    def __get__(self, obj: None, cls: type) -> PathPart: ...
+
+    @overload
+    def __get__(self, obj: IcsObject, cls: type) -> int: ...
+
+    def __get__(self, obj: IcsObject | None, cls: type) -> PathPart | int:
+        return self if obj is None else int(obj._path[self.part] or 0)
+
+    def __set__(self, obj: IcsObject, value: object) -> None:
+        raise AttributeError("a path part is read-only")
+
+
 class _Hardware(IcsObject):
     """A crate, module or channel of a connection, on a line at an address."""
 
@@ -55,23 +75,14 @@ class _Hardware(IcsObject):
         """The connection this object belongs to."""
         return self._owner
 
-    @property
-    def line(self) -> int:
-        """The line (CAN line or interface) number."""
-        return self._path.line or 0
-
-    @property
-    def address(self) -> int:
-        """The address on the line: 1000 for the crate, else the module's slot."""
-        return self._path.address or 0
+    line = PathPart(0, "The line (CAN line or interface) number.")
+    address = PathPart(1, "The address on the line: 1000 for the crate, else the module's slot.")
 
 
 class crate(_Hardware, level=Level.CRATE):
     """A crate controller, printed `line.1000`; help() lists its items."""
 
-    def __init__(
-        self, owner: Connection, session: Session, line: int, address: int = CRATE_ADDRESS
-    ) -> None:
+    def __init__(self, owner: Connection, session: Session, line: int, address: int) -> None:
         super().__init__(owner, session, ItemPath(line, address))
 
 
@@ -105,7 +116,4 @@ class channel(_Hardware, level=Level.CHANNEL):
         """The module the channel belongs to."""
         return self._module
 
-    @property
-    def index(self) -> int:
-        """The channel number within its module."""
-        return self._path.channel or 0
+    index = PathPart(2, "The channel number within its module.")

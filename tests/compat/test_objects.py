@@ -42,6 +42,8 @@ def test_the_tree_is_the_hardware(sim: SimThread, conn: connection) -> None:
     )
     assert (module.connection, module.line, module.address) == (conn, 0, 1)
     assert (conn.crates[0].line, conn.crates[0].address) == (0, 1000)
+    with pytest.raises(AttributeError, match="read-only"):
+        channel.index = 3
 
 
 def test_getters_return_typed_values_from_the_cache(conn: connection) -> None:
