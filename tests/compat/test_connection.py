@@ -83,14 +83,18 @@ def test_system_items_are_methods_of_the_connection(sim: SimThread) -> None:
         assert conn.setSetupCycleTime(1000) == 1000
 
 
+def frame(command: str, item: str, value: str = "") -> str:
+    """A request for channel 0.0.7, as an iseg script writes it, with the session left empty."""
+    path = {"l": "0", "a": "0", "c": "7"}
+    packet = {"c": command, "p": {"p": path, "i": item, "v": value, "u": "V" if value else ""}}
+    return json.dumps({"i": "", "t": "request", "r": "websocket", "c": [packet]})
+
+
 def test_raw_command_returns_the_reply_frame(sim: SimThread) -> None:
-    get = {"c": "getItem", "p": {"p": {"l": "0", "a": "0", "c": "7"}, "i": "Status.on"}}
-    put = {"c": "setItem", "p": {"p": {"l": "0", "a": "0", "c": "7"}, "i": "Control.voltageSet"}}
-    put["p"]["v"], put["p"]["u"] = "12.5", "V"  # type: ignore[index]
     with connected(sim) as conn:
-        reply = json.loads(conn.rawCommand(json.dumps({"i": "", "t": "request", "c": [get]})))
+        reply = json.loads(conn.rawCommand(frame("getItem", "Status.on")))
         assert reply[0]["t"] == "response" and reply[0]["c"][0]["d"]["v"] == "0"
-        trigger = json.loads(conn.rawCommand(json.dumps({"i": "", "t": "request", "c": [put]})))
+        trigger = json.loads(conn.rawCommand(frame("setItem", "Control.voltageSet", "12.5")))
         assert trigger[0]["trigger"] == "true"
         sent = [m for m in sim.sim.received if isinstance(m, Request)][-1]
         assert sent.session == conn.getStatusSessionId()
