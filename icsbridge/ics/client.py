@@ -11,12 +11,13 @@ import asyncio
 import base64
 import contextlib
 import functools
+import json
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Self
+from typing import Any, Self
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.client import backoff
@@ -137,6 +138,7 @@ class _Connection:
     scripts: deque[asyncio.Future[ScriptReply]] = field(default_factory=deque)
     configs: deque[asyncio.Future[ConfigReply]] = field(default_factory=deque)
     login: asyncio.Future[Trigger] | None = None
+    raw: dict[asyncio.Future[Any], asyncio.Future[str]] = field(default_factory=dict)
 
 
 class IcsClient:
@@ -326,7 +328,13 @@ class IcsClient:
         if conn is None:
             return
         down = LinkDown(f"iCS link {self.url} lost before the iCS answered")
-        for waiter in (*conn.responses, *conn.scripts, *conn.configs, conn.login):
+        for waiter in (
+            *conn.responses,
+            *conn.scripts,
+            *conn.configs,
+            *conn.raw.values(),
+            conn.login,
+        ):
             if waiter is not None and not waiter.done():
                 waiter.set_exception(down)
         for writes in self._writes.values():
@@ -406,6 +414,8 @@ class IcsClient:
                 continue
             for message in messages:
                 self._dispatch(conn, message)
+            if conn.raw:
+                _answer_raw(conn, frame)
 
     def _dispatch(self, conn: _Connection, message: protocol.ServerMessage) -> None:
         match message:
@@ -564,3 +574,72 @@ class IcsClient:
         await conn.ws.send(protocol.encode(ScriptRequest(conn.session, command, args)))
         async with asyncio.timeout(self.write_timeout):
             return await waiter
+
+    async def raw(self, frame: str) -> str:
+        """Send one frame as it is and return the text of the frame the iCS answers it with.
+
+        The frame is one request, script, getConfig or setConfig envelope; an empty or
+        missing session id is filled in. The answer is the trigger of a request with a
+        setItem or of a setConfig, the response of any other request, the script or
+        configuration reply. Raises `ProtocolError` for any other frame, `LinkDown` and
+        `TimeoutError` as `script` does.
+        """
+        conn = self._ready()
+        messages = protocol.parse_client_frame(frame)
+        if len(messages) != 1 or isinstance(messages[0], Login | Logout | Heartbeat):
+            raise ProtocolError("a raw frame is one request, script or configuration envelope")
+        envelope = json.loads(frame)
+        envelope = envelope[0] if isinstance(envelope, list) else envelope
+        if not envelope.get("i"):
+            frame = json.dumps({**envelope, "i": conn.session}, ensure_ascii=False)
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[str] = loop.create_future()
+        placeholders = _expect_answers(conn, messages[0], loop)
+        conn.raw.update(dict.fromkeys(placeholders, answer))
+        try:
+            await conn.ws.send(frame)
+            async with asyncio.timeout(self.write_timeout):
+                return await answer
+        finally:
+            for placeholder in placeholders:
+                conn.raw.pop(placeholder, None)
+
+
+def _expect_answers(
+    conn: _Connection, message: protocol.ClientMessage, loop: asyncio.AbstractEventLoop
+) -> list[asyncio.Future[Any]]:
+    """Queue the waiters that keep replies in step with requests; return their futures."""
+    futures: list[asyncio.Future[Any]] = []
+
+    def waiter() -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = loop.create_future()
+        future.add_done_callback(_consume)
+        futures.append(future)
+        return future
+
+    commands = (
+        {p.command for p in message.packets} if isinstance(message, protocol.Request) else set()
+    )
+    if Command.SET_ITEM in commands or isinstance(message, protocol.SetConfig):
+        conn.acks.append(_Write(ItemKey(None, None, None, ""), "", False, waiter()))
+    if commands - {Command.SET_ITEM}:
+        conn.responses.append(waiter())
+    if isinstance(message, ScriptRequest):
+        conn.scripts.append(waiter())
+    if isinstance(message, GetConfig):
+        conn.configs.append(waiter())
+    return futures
+
+
+def _consume(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+def _answer_raw(conn: _Connection, frame: str | bytes) -> None:
+    """Give a frame to the raw waiters whose reply it carried."""
+    for placeholder, answer in list(conn.raw.items()):
+        if placeholder.done():
+            del conn.raw[placeholder]
+            if not answer.done():
+                answer.set_result(frame if isinstance(frame, str) else frame.decode())
