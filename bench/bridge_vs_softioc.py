@@ -13,6 +13,8 @@ same rates. Everything runs on 127.0.0.1; see bench/README.md for what each colu
 from __future__ import annotations
 
 import argparse
+import signal
+import sys
 import time
 from pathlib import Path
 
@@ -52,6 +54,7 @@ def arguments() -> argparse.Namespace:
 
 
 def main() -> None:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # children are killed at exit
     args = arguments()
     console = Console()
     if not console.is_terminal:

@@ -50,14 +50,26 @@ def _churn_order(entry: ItemEntry) -> tuple[int, int, int, int]:
     return (entry.line or 0, entry.address or 0, entry.channel or 0, CHURN_ITEMS.index(entry.item))
 
 
+def ident(client: str, entry: ItemEntry) -> str:
+    """How a client names an item: its PV name ("ca") or its node id ("ua")."""
+    return entry.pv if client == "ca" else entry.nodeid
+
+
+@dataclass(frozen=True, slots=True)
+class ClientFiles:
+    """What a client reads, one name a line: every item, and the churned ones."""
+
+    every: Path
+    churned: Path
+
+
 @dataclass(frozen=True, slots=True)
 class Items:
-    """Names, node ids and keys of every enabled item of a mapping, and of the churned ones."""
+    """Every enabled item of a mapping, the churned ones in the simulator's order."""
 
-    names: list[str]
-    nodeids: list[str]
-    namespace: str
+    entries: list[ItemEntry]
     churned: list[ItemEntry]
+    namespace: str
 
     @classmethod
     def of(cls, mapping: Path) -> Items:
@@ -65,12 +77,12 @@ class Items:
         document = load(mapping)
         entries = [entry for entry in document.items if not entry.disabled]
         churned = [e for e in entries if e.channel is not None and e.item in CHURN_ITEMS]
-        return cls(
-            names=[entry.pv for entry in entries],
-            nodeids=[entry.nodeid for entry in entries],
-            namespace=document.namespace,
-            churned=sorted(churned, key=_churn_order),
-        )
+        return cls(entries, sorted(churned, key=_churn_order), document.namespace)
+
+    @property
+    def names(self) -> list[str]:
+        """Every PV name (no aliases)."""
+        return [entry.pv for entry in self.entries]
 
     def watched(self, first: int) -> list[ItemEntry]:
         """A few measured voltages spread over the first `first` churned items."""
@@ -79,19 +91,12 @@ class Items:
             return voltages
         return [voltages[i * (len(voltages) - 1) // (WATCHED - 1)] for i in range(WATCHED)]
 
-    def write(self, folder: Path) -> dict[str, Path]:
-        """Files for the clients, one name a line: PV names, node ids, churned ones of each."""
-        lists = {
-            "names": self.names,
-            "nodeids": self.nodeids,
-            "churned names": [entry.pv for entry in self.churned],
-            "churned nodeids": [entry.nodeid for entry in self.churned],
-        }
-        paths = {}
-        for what, lines in lists.items():
-            paths[what] = folder / (what.replace(" ", "-") + ".txt")
-            paths[what].write_text("\n".join(lines) + "\n", "utf-8")
-        return paths
+    def write(self, folder: Path, client: str) -> ClientFiles:
+        """The files of one client ("ca" or "ua") in `folder`."""
+        files = ClientFiles(folder / f"{client}-every.txt", folder / f"{client}-churned.txt")
+        for path, entries in ((files.every, self.entries), (files.churned, self.churned)):
+            path.write_text("".join(ident(client, entry) + "\n" for entry in entries), "utf-8")
+        return files
 
 
 def key_text(entry: ItemEntry) -> str:

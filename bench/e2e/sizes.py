@@ -30,7 +30,7 @@ def measure_size(requested: int, loads: list[float], timing: Timing) -> Size:
         try:
             size.discover_seconds = discover(url, mapping, child_env({}), timeout)
             items = Items.of(mapping)
-            size.items, size.churned = len(items.names), len(items.churned)
+            size.items, size.churned = len(items.entries), len(items.churned)
             plan = Plan(items, loads, timing, folder, sink)
             size.runs.append(run_bridge(sim, url, mapping, plan))
         except ChildError as exc:

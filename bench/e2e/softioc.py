@@ -63,7 +63,7 @@ class Load:
         return f"{self.period:.6g} second"
 
 
-def plan(rate: float, pool: int) -> Load:
+def load_for(rate: float, pool: int) -> Load:
     """The load nearest to `rate` that `pool` calc records can carry (capped at FASTEST)."""
     period = min(max(pool / rate, FASTEST), SLOWEST)
     return Load(min(pool, max(1, round(rate * period))), period)
@@ -95,7 +95,12 @@ class SoftIoc:
     """epicscorelibs' IOC as a child process, serving `names`, driven through iocsh."""
 
     def __init__(
-        self, names: list[str], churned: list[str], loads: list[Load], folder: Path, env: dict
+        self,
+        names: list[str],
+        churned: list[str],
+        loads: list[Load],
+        folder: Path,
+        env: dict[str, str],
     ) -> None:
         self.churned = churned
         (folder / "menuScan.dbd").write_text(scan_menu([load.period for load in loads]))

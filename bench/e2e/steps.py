@@ -10,7 +10,7 @@ from typing import Any, Protocol
 from icsbridge.mapping.document import ItemEntry
 
 from .children import Child, ChildError
-from .items import key_text
+from .items import ident, key_text
 from .meter import Meter
 from .results import Convergence, Flow, Step, SystemRun
 from .softioc import Load, SoftIoc
@@ -107,11 +107,6 @@ def overload(run: SystemRun) -> None:
         best = max(s.flows[name].rate for s in run.steps if name in s.flows)
         if best:
             run.overload_ratio[name] = flow.rate / best
-
-
-def ident(client: str, entry: ItemEntry) -> str:
-    """How a client names an item: PV name (CA) or node id (UA)."""
-    return entry.pv if client == "ca" else entry.nodeid
 
 
 def converge(

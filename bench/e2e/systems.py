@@ -16,12 +16,12 @@ from icsbridge.mapping.document import ItemEntry
 
 from . import clients as cl
 from .children import Child, ChildError, child_env, python_command
-from .items import Items
+from .items import Items, ident
 from .meter import Meter, rss_mib
 from .network import BeaconSink, epics_env, free_port
 from .results import SystemRun
-from .softioc import FASTEST, SoftIoc, plan
-from .steps import Churn, Scanning, Source, Timing, converge, ident, overload, step
+from .softioc import FASTEST, Load, SoftIoc, load_for
+from .steps import Churn, Scanning, Source, Timing, converge, overload, step
 
 T = TypeVar("T")
 
@@ -60,13 +60,13 @@ class Plan:
 
     def watched(self) -> list[ItemEntry]:
         """Items whose final values are checked: active in both systems' last step."""
-        return self.items.watched(plan(max(self.loads), len(self.items.churned)).records)
+        return self.items.watched(load_for(max(self.loads), len(self.items.churned)).records)
 
 
-def attempt(run: SystemRun, phase: str, work: Callable[[], T]) -> T | None:
-    """The result of `work`, or None with the failure recorded under `phase`."""
+def attempt(run: SystemRun, phase: str, work: Callable[..., T], *args: Any) -> T | None:
+    """`work(*args)`, or None with the failure recorded under `phase`."""
     try:
-        return work()
+        return work(*args)
     except (ChildError, OSError, KeyError, ValueError) as exc:
         run.errors.append(f"{phase}: {exc}")
         return None
@@ -92,22 +92,24 @@ def whole(run: SystemRun, phase: str, answer: dict[str, Any], done: str, of: str
 
 
 def subscribe_ca(
-    run: SystemRun, env: dict[str, str], names: Path, children: list[Child]
+    run: SystemRun, env: dict[str, str], plan: Plan, children: list[Child]
 ) -> Child | None:
     """A libca client connected and subscribed to every PV it could connect, or None."""
     budget = Budget(run.items)
-    ca = attempt(run, "CA client", lambda: cl.start_ca(env))
+    ca = attempt(run, "CA client", cl.start_ca, env)
     if ca is None:
         return None
     children.append(ca)
-    command = f"connect {names} {budget.connect()}"
-    answer = attempt(run, "CA connect", lambda: ca.ask(command, budget.connect() + 30))
+    files = plan.items.write(plan.folder, "ca")
+    command = f"connect {files.every} {budget.connect()}"
+    answer = attempt(run, "CA connect", ca.ask, command, budget.connect() + 30)
     if not answer or not answer["connected"]:
         return None
     if whole(run, "CA connect", answer, "connected", "of"):
         run.connect_seconds = answer["seconds"]
-    command = f"subscribe {budget.subscribe()}"
-    answer = attempt(run, "CA subscribe", lambda: ca.ask(command, budget.subscribe() + 30))
+    answer = attempt(
+        run, "CA subscribe", ca.ask, f"subscribe {budget.subscribe()}", budget.subscribe() + 30
+    )
     if not answer:
         return None
     if whole(run, "CA initial values", answer, "initial", "subscribed"):
@@ -115,17 +117,16 @@ def subscribe_ca(
     return ca
 
 
-def subscribe_ua(
-    run: SystemRun, endpoint: str, items: Items, nodeids: Path, children: list[Child]
-) -> Child | None:
+def subscribe_ua(run: SystemRun, endpoint: str, plan: Plan, children: list[Child]) -> Child | None:
     """A node-opcua client monitoring every variable it could, or None."""
-    ua = attempt(run, "UA client", lambda: cl.start_ua(endpoint))
+    ua = attempt(run, "UA client", cl.start_ua, endpoint)
     if ua is None:
         return None
     children.append(ua)
     timeout = Budget(run.items).subscribe()
-    command = f"subscribe {nodeids} {items.namespace} {timeout}"
-    answer = attempt(run, "UA subscribe", lambda: ua.ask(command, timeout + 60))
+    files = plan.items.write(plan.folder, "ua")
+    command = f"subscribe {files.every} {plan.items.namespace} {timeout}"
+    answer = attempt(run, "UA subscribe", ua.ask, command, timeout + 60)
     if not answer:
         return None
     if answer["bad"]:
@@ -136,77 +137,67 @@ def subscribe_ua(
 
 
 def exercise(
-    run: SystemRun,
-    server: Child,
-    clients: dict[str, Child],
-    source: Source,
-    plan_: Plan,
-    files: dict[str, Path],
+    run: SystemRun, server: Child, clients: dict[str, Child], source: Source, plan: Plan
 ) -> None:
     """Every load step, the overload ratio, then convergence once the load stops."""
-    watched = plan_.watched()
+    watched = plan.watched()
     for name, client in clients.items():
-        kind = "names" if name == "ca" else "nodeids"
-        watch = "watch " + " ".join(ident(name, entry) for entry in watched)
-        attempt(
-            run,
-            f"{name} track",
-            lambda c=client, k=kind: c.ask(f"track {files['churned ' + k]}", 30),
-        )
-        attempt(run, f"{name} watch", lambda c=client, w=watch: c.ask(w, 10))
+        churned = plan.items.write(plan.folder, name).churned
+        attempt(run, f"{name} track", client.ask, f"track {churned}", 30)
+        watch = " ".join(ident(name, entry) for entry in watched)
+        attempt(run, f"{name} watch", client.ask, f"watch {watch}", 10)
     meter = Meter(server.process.pid, {name: c.process.pid for name, c in clients.items()})
-    for rate in plan_.loads:
-        run.steps.append(step(rate, source, clients, meter, plan_.timing))
+    for rate in plan.loads:
+        run.steps.append(step(rate, source, clients, meter, plan.timing))
     overload(run)
-    run.convergence = attempt(run, "convergence", lambda: converge(source, clients, watched)) or {}
+    run.convergence = attempt(run, "convergence", converge, source, clients, watched) or {}
 
 
-def run_bridge(sim: Child, url: str, mapping: Path, plan_: Plan) -> SystemRun:
+def run_bridge(sim: Child, url: str, mapping: Path, plan: Plan) -> SystemRun:
     """`icsbridge serve` against the simulator, with a libca and a node-opcua client."""
-    run = SystemRun("bridge", len(plan_.items.names))
-    env = child_env(epics_env(free_port(), plan_.sink.port))
+    run = SystemRun("bridge", len(plan.items.entries))
+    env = child_env(epics_env(free_port(), plan.sink.port))
     endpoint = f"opc.tcp://127.0.0.1:{free_port()}/"
     command = python_command(
         "-m", "icsbridge", "serve", "--ics", url, "--mapping", str(mapping),
-        "--opcua-endpoint", endpoint, "--opcua-state", str(plan_.folder / "opcua"),
+        "--opcua-endpoint", endpoint, "--opcua-state", str(plan.folder / "opcua"),
     )  # fmt: skip
-    files = plan_.items.write(plan_.folder)
     with stopping(Child("bridge", command, env, patterns=SERVING)) as children:
         bridge = children[0]
         for protocol in SERVING:
-            wait = lambda p=protocol: bridge.wait_for(p, Budget(run.items).start())  # noqa: E731
-            if found := attempt(run, f"start {protocol}", wait):
+            found = attempt(
+                run, f"start {protocol}", bridge.wait_for, protocol, Budget(run.items).start()
+            )
+            if found:
                 run.start_seconds[protocol] = found[0]
-        clients = {}
-        if "ca" in run.start_seconds and (ca := subscribe_ca(run, env, files["names"], children)):
-            clients["ca"] = ca
-        if "ua" in run.start_seconds and (
-            ua := subscribe_ua(run, endpoint, plan_.items, files["nodeids"], children)
-        ):
-            clients["ua"] = ua
+        clients: dict[str, Child | None] = {}
+        if "ca" in run.start_seconds:
+            clients["ca"] = subscribe_ca(run, env, plan, children)
+        if "ua" in run.start_seconds:
+            clients["ua"] = subscribe_ua(run, endpoint, plan, children)
         run.rss_mib = rss_mib(bridge.process.pid)
-        if clients:
-            exercise(run, bridge, clients, Churn(sim), plan_, files)
+        subscribed = {name: client for name, client in clients.items() if client}
+        if subscribed:
+            exercise(run, bridge, subscribed, Churn(sim), plan)
     return run
 
 
-def run_softioc(plan_: Plan) -> SystemRun:
+def run_softioc(plan: Plan) -> SystemRun:
     """An epicscorelibs softIoc with the same records, with a libca client."""
-    run = SystemRun("softIoc", len(plan_.items.names))
-    pool = [entry.pv for entry in plan_.items.churned]
-    loads = {rate: plan(rate, len(pool)) for rate in plan_.loads}
-    run.rate_cap = len(pool) / FASTEST
-    env = child_env(epics_env(free_port(), plan_.sink.port))
-    folder = plan_.folder / "softioc"
+    run = SystemRun("softIoc", len(plan.items.entries))
+    pool = [entry.pv for entry in plan.items.churned]
+    loads = {rate: load_for(rate, len(pool)) for rate in plan.loads}
+    run.rate_cap = Load(len(pool), FASTEST).rate
+    env = child_env(epics_env(free_port(), plan.sink.port))
+    folder = plan.folder / "softioc"
     folder.mkdir(exist_ok=True)
-    files = plan_.items.write(plan_.folder)
-    ioc = SoftIoc(plan_.items.names, pool, list(loads.values()), folder, env)
+    ioc = SoftIoc(plan.items.names, pool, list(loads.values()), folder, env)
     with stopping(ioc.child) as children:
-        if attempt(run, "start", lambda: ioc.started(Budget(run.items).start())) is None:
+        if attempt(run, "start", ioc.started, Budget(run.items).start()) is None:
             return run
         run.start_seconds["ca"] = time.monotonic() - ioc.child.started
-        ca = subscribe_ca(run, env, files["names"], children)
+        ca = subscribe_ca(run, env, plan, children)
         run.rss_mib = rss_mib(ioc.child.process.pid)
         if ca:
-            exercise(run, ioc.child, {"ca": ca}, Scanning(ioc, loads), plan_, files)
+            exercise(run, ioc.child, {"ca": ca}, Scanning(ioc, loads), plan)
     return run
