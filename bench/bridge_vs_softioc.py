@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from e2e.clients import ensure_node_opcua
-from e2e.report import machine, show, write_json
+from e2e.report import machine, show, summary, write_json
 from e2e.sizes import measure_size
 from e2e.steps import Timing
 from rich.console import Console
@@ -61,6 +61,7 @@ def main() -> None:
         console.width = WIDTH
     began = time.monotonic()
     meta = {"machine": machine(), "options": {k: str(v) for k, v in vars(args).items()}}
+    console.print(summary(meta["machine"]))
     if problem := ensure_node_opcua():
         console.print(f"[red]no OPC UA client:[/red] {problem}")
     loads = [float(rate) for rate in numbers(args.loads)]

@@ -58,6 +58,17 @@ def machine() -> dict[str, Any]:
     }
 
 
+def summary(facts: dict[str, Any]) -> str:
+    """One line on the machine: the figures are only as quiet as it is."""
+    load = ", ".join(f"{value:.2f}" for value in facts["load_average_at_start"])
+    modified = " (modified)" if facts["icsbridge_modified"] else ""
+    return (
+        f"{facts['cpus']} CPUs ({facts['cpu_model']}), {facts['memory_gib']} GiB, "
+        f"load average {load}; Python {facts['python']}, node {facts['node'] or '–'}; "
+        f"icsbridge {facts['git_commit'][:10]}{modified}"
+    )
+
+
 def write_json(path: Path, sizes: list[Size], meta: dict[str, Any]) -> None:
     """Every raw figure, the options and the machine, as JSON."""
     path.parent.mkdir(parents=True, exist_ok=True)
