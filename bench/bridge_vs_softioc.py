@@ -17,6 +17,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from e2e.clients import ensure_node_opcua
 from e2e.report import machine, show, summary, write_json
@@ -60,7 +61,10 @@ def main() -> None:
     if not console.is_terminal:
         console.width = WIDTH
     began = time.monotonic()
-    meta = {"machine": machine(), "options": {k: str(v) for k, v in vars(args).items()}}
+    meta: dict[str, Any] = {
+        "machine": machine(),
+        "options": {k: str(v) for k, v in vars(args).items()},
+    }
     console.print(summary(meta["machine"]))
     if problem := ensure_node_opcua():
         console.print(f"[red]no OPC UA client:[/red] {problem}")

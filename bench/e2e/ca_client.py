@@ -129,7 +129,7 @@ def _libca() -> ctypes.CDLL:
     lib.ca_field_type.restype = ctypes.c_short
     lib.ca_element_count.argtypes = (ctypes.c_void_p,)
     lib.ca_element_count.restype = ctypes.c_ulong
-    return lib
+    return lib  # type: ignore[no-any-return]
 
 
 class Client:
@@ -190,9 +190,9 @@ class Client:
             self.chids.append(chid)
         self.lib.ca_flush_io()
         wait(lambda: self.connected >= len(self.names), float(timeout))
-        for index, chid in enumerate(self.chids):
-            if chid is not None and self.lib.ca_state(chid) != CS_CONN:
-                self.lib.ca_clear_channel(chid)
+        for index, known in enumerate(self.chids):
+            if known is not None and self.lib.ca_state(known) != CS_CONN:
+                self.lib.ca_clear_channel(known)
                 self.chids[index] = None
         self.lib.ca_flush_io()
         seconds = self.connected_at - start
@@ -246,8 +246,8 @@ class Client:
         latencies, end = self.latencies, time.time()
         self.latencies = []
         seconds = end - self.start
-        rate = len(latencies) / seconds
-        return {"events": len(latencies), "seconds": seconds, "rate": rate} | percentiles(latencies)
+        answer: dict[str, object] = {"events": len(latencies), "seconds": seconds}
+        return answer | {"rate": len(latencies) / seconds} | percentiles(latencies)
 
     def quiet(self, gap: float, timeout: float) -> dict[str, object]:
         """Wait until no event arrived for `gap` seconds; the arrival time of the last one."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +38,7 @@ def discover(url: str, output: Path, env: dict[str, str], timeout: float) -> flo
     child = Child("discover", command, env)
     try:
         child.process.wait(timeout)
-    except Exception as exc:
+    except subprocess.TimeoutExpired as exc:
         raise ChildError(f"discover: not done in {timeout:.0f} s") from exc
     finally:
         child.stop()

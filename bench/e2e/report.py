@@ -157,19 +157,13 @@ def load_table(size: Size) -> Table:
             table.add_row(_rate(target), system, *_step_cells(found))
         if bridge and softioc and len(steps) == 2:
             ours, theirs = steps["bridge"], steps["softIoc"]
-            ca_ours, ca_theirs = ours.flows.get("ca"), theirs.flows.get("ca")
             table.add_row(
                 "",
                 "bridge/softIoc",
                 _ratio(ours.offered, theirs.offered),
-                _ratio(ca_ours and ca_ours.rate, ca_theirs and ca_theirs.rate),
-                _ratio(ca_ours and ca_ours.p50_ms, ca_theirs and ca_theirs.p50_ms),
-                _ratio(ca_ours and ca_ours.p99_ms, ca_theirs and ca_theirs.p99_ms),
+                *[_ratio(_ca(ours, key), _ca(theirs, key)) for key in ("rate", "p50_ms", "p99_ms")],
                 *[""] * 3,
-                _ratio(
-                    ours.resources and ours.resources.cpu_percent,
-                    theirs.resources and theirs.resources.cpu_percent,
-                ),
+                _ratio(_used(ours, "cpu_percent"), _used(theirs, "cpu_percent")),
                 *[""] * 4,
                 style="bold",
                 end_section=True,
@@ -177,20 +171,28 @@ def load_table(size: Size) -> Table:
     return table
 
 
+def _ca(step: Step, key: str) -> float | None:
+    flow = step.flows.get("ca")
+    return None if flow is None else getattr(flow, key)
+
+
+def _used(step: Step, key: str) -> float | None:
+    return None if step.resources is None else getattr(step.resources, key)
+
+
 def _step_cells(step: Step) -> list[str]:
     if step.error:
         return [f"error: {step.error.splitlines()[0][:60]}", *[""] * 11]
-    used = step.resources
-    clients = used and "/".join(f"{c:.0f}" for c in used.clients_cpu_percent.values())
+    clients = step.resources and step.resources.clients_cpu_percent.values()
     return [
         _rate(step.offered),
         *_flow(step, "ca"),
         *_flow(step, "ua"),
-        _n(used and used.cpu_percent, 0),
-        _n(used and used.rss_mib, 0),
-        clients or "–",
-        _n(used and used.system_cpu_percent, 0),
-        _n(used and used.load_average, 2),
+        _n(_used(step, "cpu_percent"), 0),
+        _n(_used(step, "rss_mib"), 0),
+        "/".join(f"{cpu:.0f}" for cpu in clients) if clients else "–",
+        _n(_used(step, "system_cpu_percent"), 0),
+        _n(_used(step, "load_average"), 2),
     ]
 
 
