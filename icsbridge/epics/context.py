@@ -1,5 +1,5 @@
-"""caproto's asyncio server context: searches answered the way libca paces itself by, and
-item PV monitors sent through the direct path of `monitors.Fanout`.
+"""caproto's asyncio server context: searches answered the way libca paces itself by, item
+PV monitors sent through the direct path of `monitors.Fanout`, and channel ids of 32 bits.
 
 libca matches each search reply to its own datagram by the sequence number in the reply's
 VERSION header. caproto 1.3 always sends 1 there, so after its first datagram libca takes
@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 import caproto as ca
-from caproto.asyncio.server import Context
+from caproto.asyncio.server import Context, VirtualCircuit
 from caproto.server.common import CaprotoNetworkError
 
 from .monitors import Fanout
@@ -23,8 +23,23 @@ SEQUENCE_VALID = 1
 """Bit of a UDP VERSION header's data type that says its parameter1 is a sequence number."""
 
 
+CHANNEL_IDS = 1 << 32
+"""Server channel ids are 32 bits on the wire; caproto 1.3 stops at 2**16 and then spins."""
+
+
+class WideCircuit(VirtualCircuit):
+    """A client's circuit that can hold more than 65,536 channels, as one libca client
+    connecting a whole installation needs (it puts every channel of a server on one)."""
+
+    def __init__(self, circuit: Any, client: Any, context: Any) -> None:
+        super().__init__(circuit, client, context)
+        circuit._channel_id_counter.MAX_ID = CHANNEL_IDS
+
+
 class EchoingContext(Context):
     """A caproto server context whose search replies echo the client's sequence number."""
+
+    CircuitClass = WideCircuit
 
     def __init__(self, pvdb: dict[str, Any], interfaces: list[str] | None = None) -> None:
         super().__init__(pvdb, interfaces)

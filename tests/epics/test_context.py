@@ -7,6 +7,7 @@ import socket
 
 import caproto as ca
 from caproto._commands import read_datagram
+from rawca import RawClient
 
 from icsbridge.epics.context import EchoingContext
 
@@ -46,6 +47,35 @@ async def test_search_replies_echo_the_sequence_number(no_task_leaks: None) -> N
         assert isinstance(found, ca.SearchResponse) and found.cid == 7
         version, _ = await search(port, "TEST:PV", None)
         assert (version.header.data_type, version.header.parameter1) == (0, 0)
+    finally:
+        server.cancel()
+        await asyncio.gather(server, return_exceptions=True)
+
+
+async def test_a_circuit_hands_out_channel_ids_past_16_bits(no_task_leaks: None) -> None:
+    names = [f"TEST:PV{index}" for index in range(3)]
+    context = EchoingContext({name: ca.ChannelDouble(value=1.0) for name in names}, ["127.0.0.1"])
+    context.ca_server_port = port = free_port()
+    listening = asyncio.Event()
+
+    async def started(async_lib: object) -> None:
+        listening.set()
+
+    server = asyncio.create_task(context.run(startup_hook=started))
+    try:
+        await listening.wait()
+        client = RawClient(port)
+        await asyncio.to_thread(client.receive, 0.2)  # the server's version reply
+        (circuit,) = context.circuits
+        circuit.circuit._channel_id_counter.value = (1 << 16) - 2  # 65,534 channels made
+        sids = []
+        for name in names:
+            channel = ca.ClientChannel(name, client.circuit)
+            client.send(channel.create())
+            replies = await asyncio.to_thread(client.receive, 0.5)
+            sids += [r.sid for r in replies if isinstance(r, ca.CreateChanResponse)]
+        client.sock.close()
+        assert sids == [65535, 65536, 65537]
     finally:
         server.cancel()
         await asyncio.gather(server, return_exceptions=True)

@@ -10,6 +10,7 @@ from pathlib import Path
 import caproto as ca
 import pytest
 from caproto import ChannelType
+from rawca import RawClient
 
 from icsbridge.core.writes import Writer
 from icsbridge.epics import monitors
@@ -65,46 +66,6 @@ async def test_payloads_are_byte_for_byte_what_caproto_sends(
     body = monitors.payload(pv, layout)
     header = monitors.HEADER.pack(monitors.EVENT_ADD, len(body), data_type, 1, 1, 42)
     assert header + body == bytes(theirs)
-
-
-class RawClient:
-    """A CA client on a plain socket that can stop reading, to play a stuck display."""
-
-    def __init__(self, port: int) -> None:
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        self.sock.connect(("127.0.0.1", port))
-        self.circuit = ca.VirtualCircuit(ca.CLIENT, ("127.0.0.1", port), priority=0)
-        self.send(
-            ca.VersionRequest(0, ca.DEFAULT_PROTOCOL_VERSION),
-            ca.HostNameRequest("test"),
-            ca.ClientNameRequest("test"),
-        )
-
-    def send(self, *commands: object) -> None:
-        self.sock.sendall(b"".join(self.circuit.send(*commands)))
-
-    def receive(self, timeout: float) -> list[object]:
-        """Every command that arrives until the socket is quiet for `timeout` seconds."""
-        self.sock.settimeout(timeout)
-        commands: list[object] = []
-        while True:
-            try:
-                data = self.sock.recv(65536)
-            except TimeoutError:
-                return commands
-            if not data:
-                return commands
-            received, _ = self.circuit.recv(data)
-            for command in received:
-                self.circuit.process_command(command)
-                commands.append(command)
-
-    def subscribe(self, name: str, subscription: int) -> None:
-        channel = ca.ClientChannel(name, self.circuit)
-        self.send(channel.create())
-        self.receive(0.5)
-        self.send(channel.subscribe(data_type=ChannelType.TIME_DOUBLE, subscriptionid=subscription))
 
 
 @pytest.fixture

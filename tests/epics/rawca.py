@@ -1,0 +1,48 @@
+"""A Channel Access client on a plain socket, for what libca cannot be made to do."""
+
+from __future__ import annotations
+
+import socket
+
+import caproto as ca
+from caproto import ChannelType
+
+
+class RawClient:
+    """A CA client on a plain socket that can stop reading, to play a stuck display."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        self.sock.connect(("127.0.0.1", port))
+        self.circuit = ca.VirtualCircuit(ca.CLIENT, ("127.0.0.1", port), priority=0)
+        self.send(
+            ca.VersionRequest(0, ca.DEFAULT_PROTOCOL_VERSION),
+            ca.HostNameRequest("test"),
+            ca.ClientNameRequest("test"),
+        )
+
+    def send(self, *commands: object) -> None:
+        self.sock.sendall(b"".join(self.circuit.send(*commands)))
+
+    def receive(self, timeout: float) -> list[object]:
+        """Every command that arrives until the socket is quiet for `timeout` seconds."""
+        self.sock.settimeout(timeout)
+        commands: list[object] = []
+        while True:
+            try:
+                data = self.sock.recv(65536)
+            except TimeoutError:
+                return commands
+            if not data:
+                return commands
+            received, _ = self.circuit.recv(data)
+            for command in received:
+                self.circuit.process_command(command)
+                commands.append(command)
+
+    def subscribe(self, name: str, subscription: int) -> None:
+        channel = ca.ClientChannel(name, self.circuit)
+        self.send(channel.create())
+        self.receive(0.5)
+        self.send(channel.subscribe(data_type=ChannelType.TIME_DOUBLE, subscriptionid=subscription))
