@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
+from collections.abc import AsyncIterator
 
 import caproto as ca
 from caproto._commands import read_datagram
@@ -30,30 +32,9 @@ async def search(port: int, name: str, sequence: int | None) -> list[object]:
     return read_datagram(data, address, ca.SERVER)  # the role of the sender
 
 
-async def test_search_replies_echo_the_sequence_number(no_task_leaks: None) -> None:
-    context = EchoingContext({"TEST:PV": ca.ChannelDouble(value=1.0)}, ["127.0.0.1"])
-    context.ca_server_port = port = free_port()
-    listening = asyncio.Event()
-
-    async def started(async_lib: object) -> None:
-        listening.set()
-
-    server = asyncio.create_task(context.run(startup_hook=started))
-    try:
-        await listening.wait()
-        version, found = await search(port, "TEST:PV", 0xABCD)
-        assert isinstance(version, ca.VersionResponse)
-        assert (version.header.data_type, version.header.parameter1) == (1, 0xABCD)
-        assert isinstance(found, ca.SearchResponse) and found.cid == 7
-        version, _ = await search(port, "TEST:PV", None)
-        assert (version.header.data_type, version.header.parameter1) == (0, 0)
-    finally:
-        server.cancel()
-        await asyncio.gather(server, return_exceptions=True)
-
-
-async def test_a_circuit_hands_out_channel_ids_past_16_bits(no_task_leaks: None) -> None:
-    names = [f"TEST:PV{index}" for index in range(3)]
+@contextlib.asynccontextmanager
+async def serving(names: list[str]) -> AsyncIterator[tuple[EchoingContext, int]]:
+    """An EchoingContext serving doubles of these names on a free port."""
     context = EchoingContext({name: ca.ChannelDouble(value=1.0) for name in names}, ["127.0.0.1"])
     context.ca_server_port = port = free_port()
     listening = asyncio.Event()
@@ -64,6 +45,25 @@ async def test_a_circuit_hands_out_channel_ids_past_16_bits(no_task_leaks: None)
     server = asyncio.create_task(context.run(startup_hook=started))
     try:
         await listening.wait()
+        yield context, port
+    finally:
+        server.cancel()
+        await asyncio.gather(server, return_exceptions=True)
+
+
+async def test_search_replies_echo_the_sequence_number(no_task_leaks: None) -> None:
+    async with serving(["TEST:PV"]) as (_, port):
+        version, found = await search(port, "TEST:PV", 0xABCD)
+        assert isinstance(version, ca.VersionResponse)
+        assert (version.header.data_type, version.header.parameter1) == (1, 0xABCD)
+        assert isinstance(found, ca.SearchResponse) and found.cid == 7
+        version, _ = await search(port, "TEST:PV", None)
+        assert (version.header.data_type, version.header.parameter1) == (0, 0)
+
+
+async def test_a_circuit_hands_out_channel_ids_past_16_bits(no_task_leaks: None) -> None:
+    names = [f"TEST:PV{index}" for index in range(3)]
+    async with serving(names) as (context, port):
         client = RawClient(port)
         await asyncio.to_thread(client.receive, 0.2)  # the server's version reply
         (circuit,) = context.circuits
@@ -76,6 +76,3 @@ async def test_a_circuit_hands_out_channel_ids_past_16_bits(no_task_leaks: None)
             sids += [r.sid for r in replies if isinstance(r, ca.CreateChanResponse)]
         client.sock.close()
         assert sids == [65535, 65536, 65537]
-    finally:
-        server.cancel()
-        await asyncio.gather(server, return_exceptions=True)
