@@ -40,9 +40,16 @@ Channels = Annotated[int, typer.Option(help="Uniform topology: channels per modu
 TimeScale = Annotated[float, typer.Option(help="Simulated seconds per wall-clock second.")]
 
 
+QUIET_LIBRARIES = ("asyncua",)
+"""Libraries whose INFO lines (one per standard node at OPC UA start) only show with -vv."""
+
+
 def _logging(verbose: int) -> None:
     level = logging.WARNING - 10 * verbose if verbose else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if verbose < 2:
+        for name in QUIET_LIBRARIES:
+            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _topology(path: Path | None, modules: int | None, channels: int) -> TopologyModel:

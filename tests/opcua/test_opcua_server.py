@@ -158,6 +158,14 @@ async def node(client: Client, ident: str) -> object:
     return client.get_node(ua.NodeId(ident, ns))
 
 
+def test_the_log_holds_the_bridge_not_asyncuas_node_by_node_start(
+    bridge: BridgeProcess,
+) -> None:
+    log = "".join(bridge.log)
+    assert "serving" in log
+    assert not [line for line in bridge.log if " INFO asyncua." in line]
+
+
 async def test_browse_crate_module_channel_by_type(client: Client) -> None:
     ns = await client.get_namespace_index("urn:icsbridge")
     ics = await client.nodes.objects.get_child([f"{ns}:iCS"])
