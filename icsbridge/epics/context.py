@@ -36,8 +36,9 @@ class WideCircuit(VirtualCircuit):
         circuit._channel_id_counter.MAX_ID = CHANNEL_IDS
 
 
-class EchoingContext(Context):
-    """A caproto server context whose search replies echo the client's sequence number."""
+class BridgeContext(Context):
+    """caproto's server context with search replies that echo the client's sequence number,
+    wide circuits, and the direct monitor path (`fanout`) that item PVs subscribe through."""
 
     CircuitClass = WideCircuit
 

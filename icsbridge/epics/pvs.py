@@ -169,9 +169,8 @@ class ItemPV:
 
     async def subscribe(self, queue: Any, sub_spec: Any, sub: Any) -> None:
         """Serve a subscription through the direct path where it can; caproto's otherwise."""
-        fanout = getattr(sub.circuit.context, "fanout", None)
-        if fanout is not None and monitors.fast(self, sub_spec):
-            fanout.subscribe(self, sub_spec, sub)
+        if monitors.fast(self, sub_spec):
+            sub.circuit.context.fanout.subscribe(self, sub_spec, sub)
         else:
             await super().subscribe(queue, sub_spec, sub)  # type: ignore[misc]
 

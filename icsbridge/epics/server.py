@@ -26,7 +26,7 @@ from icsbridge.ics.client import IcsClient, LinkState
 from icsbridge.mapping.document import Mapping
 from icsbridge.model import ItemKey
 
-from .context import EchoingContext
+from .context import BridgeContext
 from .monitors import PUBLISH
 from .pvs import ItemPV, make_pv
 
@@ -79,7 +79,7 @@ class CaServer:
         self._backlog = 0
         self._link_changed = True
         self._wake = asyncio.Event()
-        self.context: EchoingContext | None = None
+        self.context: BridgeContext | None = None
         for update in client.cache.values():
             known = self.pvs.get(update.key)
             if known is not None:
@@ -159,7 +159,7 @@ class CaServer:
         """Serve until cancelled, on the port and interfaces the EPICS environment names."""
         stop_updates = self.client.cache.subscribe(self._take)
         stop_states = self.client.on_state(self._link)
-        context = self.context = EchoingContext(self.pvdb, caproto.get_server_address_list())
+        context = self.context = BridgeContext(self.pvdb, caproto.get_server_address_list())
         port = os.environ.get("EPICS_CAS_SERVER_PORT")
         if port:
             context.ca_server_port = int(port)

@@ -137,7 +137,7 @@ class UaServer:
             for count, (key, update) in enumerate(pending.items(), 1):
                 variable, attribute = values[key]
                 try:
-                    await _publish(attribute, _data_value(variable, update, status, now))
+                    await _set_value(attribute, _data_value(variable, update, status, now))
                 except Exception:
                     log.exception("could not publish %s", variable.node.Identifier)
                 if count % YIELD_EVERY == 0:
@@ -233,7 +233,7 @@ class _SharedValue(ua.DataValue):
         return self
 
 
-async def _publish(attribute: AttributeValue, value: ua.DataValue) -> None:
+async def _set_value(attribute: AttributeValue, value: ua.DataValue) -> None:
     """Set a variable's value and notify its monitored items, as asyncua's own write does.
 
     The item's variant type is right by construction, so asyncua's type check is skipped.

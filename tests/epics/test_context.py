@@ -11,7 +11,7 @@ import caproto as ca
 from caproto._commands import read_datagram
 from rawca import RawClient
 
-from icsbridge.epics.context import EchoingContext
+from icsbridge.epics.context import BridgeContext
 
 from conftest import free_port
 
@@ -33,9 +33,9 @@ async def search(port: int, name: str, sequence: int | None) -> list[object]:
 
 
 @contextlib.asynccontextmanager
-async def serving(names: list[str]) -> AsyncIterator[tuple[EchoingContext, int]]:
-    """An EchoingContext serving doubles of these names on a free port."""
-    context = EchoingContext({name: ca.ChannelDouble(value=1.0) for name in names}, ["127.0.0.1"])
+async def serving(names: list[str]) -> AsyncIterator[tuple[BridgeContext, int]]:
+    """An BridgeContext serving doubles of these names on a free port."""
+    context = BridgeContext({name: ca.ChannelDouble(value=1.0) for name in names}, ["127.0.0.1"])
     context.ca_server_port = port = free_port()
     listening = asyncio.Event()
 

@@ -14,7 +14,7 @@ from rawca import RawClient
 
 from icsbridge.core.writes import Writer
 from icsbridge.epics import monitors
-from icsbridge.epics.context import EchoingContext
+from icsbridge.epics.context import BridgeContext
 from icsbridge.epics.pvs import DoublePV, EnumPV, IntegerPV, ItemPV, StringPV, make_pv
 from icsbridge.ics.client import IcsClient
 from icsbridge.mapping import document
@@ -69,11 +69,11 @@ async def test_payloads_are_byte_for_byte_what_caproto_sends(
 
 
 @pytest.fixture
-async def served() -> AsyncIterator[tuple[EchoingContext, DoublePV, int]]:
+async def served() -> AsyncIterator[tuple[BridgeContext, DoublePV, int]]:
     pv = pv_of("Status.voltageMeasure")
     assert isinstance(pv, DoublePV)
     pv.link(True)
-    context = EchoingContext({"TEST:V": pv}, ["127.0.0.1"])
+    context = BridgeContext({"TEST:V": pv}, ["127.0.0.1"])
     context.ca_server_port = port = free_port()
     listening = asyncio.Event()
 
@@ -89,7 +89,7 @@ async def served() -> AsyncIterator[tuple[EchoingContext, DoublePV, int]]:
 
 
 async def test_a_client_that_stops_reading_gets_the_newest_value_when_it_resumes(
-    served: tuple[EchoingContext, DoublePV, int], monkeypatch: pytest.MonkeyPatch
+    served: tuple[BridgeContext, DoublePV, int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     context, pv, port = served
     monkeypatch.setattr(monitors, "BACKLOG", 16 * 1024)
@@ -115,7 +115,7 @@ async def test_a_client_that_stops_reading_gets_the_newest_value_when_it_resumes
     assert values == sorted(values)  # and never went back in time
 
 
-async def eventually_subscribed(context: EchoingContext) -> None:
+async def eventually_subscribed(context: BridgeContext) -> None:
     """Wait for the subscription; then shrink the server's socket buffer, as a slow link."""
     async with asyncio.timeout(5):
         while not any(context.subscriptions.values()):

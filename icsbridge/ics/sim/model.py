@@ -59,7 +59,9 @@ class SimModel:
         self._cycles = 0
         self._active: set[Channel] = set()
         self.now = 0.0
-        self._churn: list[tuple[Node, str]] = []
+        self._churn = tuple(
+            (ch, item) for ch in self._tree.channels for item in CHURN_ITEMS if item in ch.values
+        )
         self.churned = 0
         """Readings `churn` has moved so far."""
         for ch in self._tree.channels:
@@ -109,10 +111,7 @@ class SimModel:
         """
         pool = self._churn
         if not pool:
-            pool.extend((ch, item) for ch in self._tree.channels for item in CHURN_ITEMS)
-            pool[:] = [(node, item) for node, item in pool if item in node.values]
-            if not pool:
-                return []
+            return []
         keys = []
         for turn in range(self.churned, self.churned + count):
             node, item = pool[turn % len(pool)]
