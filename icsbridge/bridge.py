@@ -17,8 +17,9 @@ from icsbridge.ics.sim.topology import Topology
 from icsbridge.mapping import document
 from icsbridge.mapping.discover import discover
 from icsbridge.mapping.generate import mapping_of
+from icsbridge.opcua.process import ChildEnded, UaProcess
 from icsbridge.opcua.security import secure
-from icsbridge.opcua.server import DEFAULT_ENDPOINT, UaServer
+from icsbridge.opcua.server import DEFAULT_ENDPOINT
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +45,14 @@ class Options:
     certificate: Path | None = None
     private_key: Path | None = None
     anonymous: bool = True
+    verbose: int = 0
 
 
-async def serve(options: Options) -> None:
-    """Connect to the iCS (or a simulator in this process) and serve its items until stopped."""
+async def serve(options: Options) -> int:
+    """Connect to the iCS (or a simulator in this process) and serve its items until stopped.
+
+    Returns the exit code: 1 when the OPC UA process ended on its own.
+    """
     async with open_client(
         options.url,
         options.user,
@@ -77,10 +82,17 @@ async def serve(options: Options) -> None:
                 private_key=options.private_key,
                 allow_anonymous=options.anonymous,
             )
-            ua_server = UaServer(
-                client, mapping, writer, endpoint=options.opcua_endpoint, secure=security
-            )
-            faces.append(ua_server.run())  # builds its address space while CA serves
+            settings = {
+                "endpoint": options.opcua_endpoint,
+                "secure": security,
+                "verbose": options.verbose,
+            }
+            faces.append(UaProcess(client, mapping, writer, settings).run())
         if options.live:
             faces.append(live_view.run(client))
-        await asyncio.gather(*faces)
+        try:
+            await asyncio.gather(*faces)
+        except ChildEnded as exc:
+            log.error("%s: the bridge stops", exc)
+            return 1
+    return 0

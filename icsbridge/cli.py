@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 import sys
 from collections.abc import Coroutine
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from icsbridge import logs
 from icsbridge.ics import shell
 from icsbridge.mapping.naming import Preset
 
@@ -38,18 +38,6 @@ Topology = Annotated[
 Modules = Annotated[int | None, typer.Option(help="Uniform topology: number of modules.")]
 Channels = Annotated[int, typer.Option(help="Uniform topology: channels per module.")]
 TimeScale = Annotated[float, typer.Option(help="Simulated seconds per wall-clock second.")]
-
-
-QUIET_LIBRARIES = ("asyncua",)
-"""Libraries whose INFO lines (one per standard node at OPC UA start) only show with -vv."""
-
-
-def _logging(verbose: int) -> None:
-    level = logging.WARNING - 10 * verbose if verbose else logging.INFO
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if verbose < 2:
-        for name in QUIET_LIBRARIES:
-            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _topology(path: Path | None, modules: int | None, channels: int) -> TopologyModel:
@@ -90,7 +78,7 @@ def sim(
     from icsbridge.ics.sim import server
 
     users = dict(login.partition(":")[::2] for login in user or ["admin:password"])
-    _logging(verbose)
+    logs.configure(verbose)
     topo = _topology(topology, modules, channels)
     _run(server.run(topo, host, port, time_scale, users=users, churn=churn))
 
@@ -138,7 +126,7 @@ def serve(
 
     if (ics is None) == (not simulate):
         raise typer.BadParameter("give either --ics URL or --simulate")
-    _logging(verbose)
+    logs.configure(verbose)
     options = bridge.Options(
         url=ics,
         user=user,
@@ -157,6 +145,7 @@ def serve(
         certificate=opcua_cert,
         private_key=opcua_key,
         anonymous=anonymous,
+        verbose=verbose,
     )
     _run(bridge.serve(options))
 
@@ -216,7 +205,7 @@ def discover(
 
     if (ics is None) == (not simulate):
         raise typer.BadParameter("give either --ics URL or --simulate")
-    _logging(verbose)
+    logs.configure(verbose)
     choice = NamingChoice(preset, prefix, serial)
     hardware = _topology(topology, modules, channels) if simulate else None
     _run(discover_command(ics, user, password, hardware, output, choice))

@@ -26,13 +26,11 @@ class Update(NamedTuple):
 Subscriber = Callable[[Sequence[Update]], None]
 
 
-class Cache:
+class Latest:
     """Latest `Update` per item key; subscribers see every update, batch by batch."""
 
-    def __init__(self, items: Catalog | None = None) -> None:
-        self._catalog = items or catalog()
+    def __init__(self) -> None:
         self._entries: dict[ItemKey, Update] = {}
-        self._decoders: dict[tuple[str, str], tuple[Decoder, str]] = {}
         self._subscribers: list[Subscriber] = []
 
     def __len__(self) -> int:
@@ -40,11 +38,6 @@ class Cache:
 
     def __contains__(self, key: object) -> bool:
         return key in self._entries
-
-    @property
-    def catalog(self) -> Catalog:
-        """The catalog the cache decodes values with."""
-        return self._catalog
 
     def get(self, key: ItemKey) -> Update | None:
         """The latest update of an item, or None if the iCS never reported it."""
@@ -58,6 +51,32 @@ class Cache:
         """Call `subscriber` with every batch of updates; returns the unsubscribe function."""
         self._subscribers.append(subscriber)
         return lambda: self._subscribers.remove(subscriber)
+
+    def put(self, updates: list[Update]) -> None:
+        """Take updates as they are and pass them on to subscribers."""
+        entries = self._entries
+        for update in updates:
+            entries[update.key] = update
+        self._notify(updates)
+
+    def _notify(self, updates: list[Update]) -> None:
+        if updates:
+            for subscriber in self._subscribers:
+                subscriber(updates)
+
+
+class Cache(Latest):
+    """The items' latest values, decoded from the iCS's records."""
+
+    def __init__(self, items: Catalog | None = None) -> None:
+        super().__init__()
+        self._catalog = items or catalog()
+        self._decoders: dict[tuple[str, str], tuple[Decoder, str]] = {}
+
+    @property
+    def catalog(self) -> Catalog:
+        """The catalog the cache decodes values with."""
+        return self._catalog
 
     def spec(self, key: ItemKey) -> ItemSpec | None:
         """The catalog spec of an item key, if the catalog knows it."""
@@ -90,9 +109,7 @@ class Cache:
             update = Update(key, value, unit, record.time)
             entries[key] = update
             updates.append(update)
-        if updates:
-            for subscriber in self._subscribers:
-                subscriber(updates)
+        self._notify(updates)
         return updates
 
     def _decoder(self, record: ItemRecord) -> tuple[Decoder, str]:

@@ -18,21 +18,16 @@ from asyncua.crypto.permission_rules import User
 from asyncua.server.address_space import AttributeValue
 from asyncua.server.server import Server
 
-from icsbridge.core.writes import AccessRefused, RangeRefused, TypeRefused, Writer, subject
+from icsbridge.core.faces import ItemWriter, Link
+from icsbridge.core.writes import AccessRefused, RangeRefused, TypeRefused, subject
 from icsbridge.ics.cache import Update
-from icsbridge.ics.client import (
-    IcsClient,
-    LinkDown,
-    LinkState,
-    WriteRejected,
-    WriteTimeout,
-)
+from icsbridge.ics.client import LinkDown, LinkState, WriteRejected, WriteTimeout
 from icsbridge.mapping.document import Mapping
 from icsbridge.model import ItemKey
 
 from .certificates import default_application_uri
-from .space import ADMIN, Space, Variable, build
-from .users import display_name, may_write
+from .space import ADMIN, Space, Variable, build, own
+from .users import display_name, may_write, may_write_attributes
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +52,9 @@ class UaServer:
 
     def __init__(
         self,
-        client: IcsClient,
+        client: Link,
         mapping: Mapping,
-        writer: Writer,
+        writer: ItemWriter,
         *,
         endpoint: str = DEFAULT_ENDPOINT,
         secure: Callable[[Server], Awaitable[None]] | None = None,
@@ -149,12 +144,15 @@ class UaServer:
         self, original: Callable[..., Awaitable[list[ua.StatusCode]]]
     ) -> Callable[..., Awaitable[list[ua.StatusCode]]]:
         nodes = {variable.node: variable for variable in self.space.variables.values()}
+        aspace = self.server.iserver.aspace
 
         async def write(params: ua.WriteParameters, user: User = ADMIN) -> list[ua.StatusCode]:
             results = []
             for value in params.NodesToWrite:
                 variable = nodes.get(value.NodeId)
                 if variable is None or value.AttributeId != ua.AttributeIds.Value:
+                    if may_write_attributes(user):
+                        own(aspace, value.NodeId, value.AttributeId)
                     single = ua.WriteParameters(NodesToWrite=[value])
                     results += await original(single, user)
                 else:

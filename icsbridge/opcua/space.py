@@ -239,28 +239,54 @@ class _Batch:
         self.items = []
 
 
+class Shared(AttributeValue):
+    """An attribute value that many nodes hold: `own` gives a node its copy before a write."""
+
+
+def own(aspace: Any, node: ua.NodeId, attribute: AttributeIds) -> None:
+    """Give a node its own copy of a shared attribute, with the node's monitors on it.
+
+    Called before an admin writes that attribute, so the write changes that node only.
+    """
+    data = aspace.get(node)
+    shared = None if data is None else data.attributes.get(attribute)
+    if not isinstance(shared, Shared):
+        return
+    copy = AttributeValue(shared.value)
+    for handle, (nodeid, attr) in aspace._handle_to_attribute_map.items():
+        if nodeid == node and attr == attribute and handle in shared.datachange_callbacks:
+            copy.datachange_callbacks[handle] = shared.datachange_callbacks.pop(handle)
+    data.attributes[attribute] = copy
+
+
 class _Direct:
     """Item variables written straight into the address space: no service call per node.
 
     Builds exactly what `add_nodes` would (the same attributes and references; a test
-    compares the two) at a fraction of the cost: constant attribute values are made once
-    per item name and shared, each node gets its own `AttributeValue` objects.
+    compares the two) at a fraction of the cost: the attributes that are the same for
+    every instance of an item name (all but NodeId and Value) are one `Shared` object.
     """
 
     def __init__(self, server: Server, ns: int) -> None:
         self.aspace = server.iserver.aspace
         self.ns = ns
-        self._constants: dict[tuple[object, ...], dict[AttributeIds, ua.DataValue]] = {}
+        self._constants: dict[tuple[object, ...], dict[AttributeIds, Shared]] = {}
         self._targets: dict[int, ua.ReferenceDescription] = {}
 
     def _shared(
-        self, name: str, namespace: int, datatype: int, access: int, description: str | None
-    ) -> dict[AttributeIds, ua.DataValue]:
-        key = (name, namespace, datatype, access, description)
+        self,
+        name: str,
+        namespace: int,
+        datatype: int,
+        access: int,
+        description: str | None,
+        rank: int = -1,
+    ) -> dict[AttributeIds, Shared]:
+        key = (name, namespace, datatype, access, description, rank)
         found = self._constants.get(key)
         if found is None:
             A, V = ua.AttributeIds, ua.VariantType
-            found = self._constants[key] = {
+            values = {
                 A.BrowseName: ua.DataValue(
                     ua.Variant(ua.QualifiedName(name, namespace), V.QualifiedName)
                 ),
@@ -276,9 +302,10 @@ class _Direct:
                 A.MinimumSamplingInterval: ua.DataValue(ua.Variant(0.0, V.Double)),
                 A.UserAccessLevel: ua.DataValue(ua.Variant(access, V.Byte)),
                 A.UserWriteMask: ua.DataValue(ua.Variant(0, V.UInt32)),
-                A.ValueRank: ua.DataValue(ua.Variant(-1, V.Int32)),
+                A.ValueRank: ua.DataValue(ua.Variant(rank, V.Int32)),
                 A.WriteMask: ua.DataValue(ua.Variant(0, V.UInt32)),
             }
+            found = self._constants[key] = {a: Shared(value) for a, value in values.items()}
         return found
 
     def _type_ref(self, type_definition: int) -> ua.ReferenceDescription:
@@ -301,7 +328,7 @@ class _Direct:
         node: ua.NodeId,
         parent: NodeData,
         reference: int,
-        constants: dict[AttributeIds, ua.DataValue],
+        constants: dict[AttributeIds, Shared],
         value: ua.Variant,
         type_definition: int,
     ) -> NodeData:
@@ -310,13 +337,12 @@ class _Direct:
         attributes[AttributeIds.NodeId] = AttributeValue(
             ua.DataValue(ua.Variant(node, ua.VariantType.NodeId))
         )
-        for attribute, shared in constants.items():
-            attributes[attribute] = AttributeValue(shared)
+        attributes.update(constants)
         attributes[AttributeIds.Value] = AttributeValue(
             ua.DataValue(value, SourceTimestamp=_NOW, ServerTimestamp=_NOW)
         )
-        browse = _plain(constants[AttributeIds.BrowseName])
-        display = _plain(constants[AttributeIds.DisplayName])
+        browse = _plain(constants[AttributeIds.BrowseName].value)
+        display = _plain(constants[AttributeIds.DisplayName].value)
         type_ref = self._type_ref(type_definition)
         data.references.append(
             ua.ReferenceDescription(
@@ -364,10 +390,8 @@ class _Direct:
         )
         for prop, value in _properties(entry):
             read = ua.AccessLevel.CurrentRead.mask
-            shared = self._shared(prop, 0, _property_type(prop), read, None)
-            if value.is_array:
-                shared = dict(shared)
-                shared[AttributeIds.ValueRank] = ua.DataValue(ua.Variant(1, ua.VariantType.Int32))
+            rank = 1 if value.is_array else -1
+            shared = self._shared(prop, 0, _property_type(prop), read, None, rank)
             self._node(
                 ua.NodeId(f"{node.Identifier}.{prop}", self.ns),
                 data,

@@ -178,6 +178,11 @@ def may_write(who: User | InternalSession | None) -> bool:
     return _user(who).role in WRITERS
 
 
+def may_write_attributes(who: User | InternalSession | None) -> bool:
+    """Whether the session may write attributes other than values (asyncua lets admins)."""
+    return _user(who).role is UserRole.Admin
+
+
 def display_name(who: User | InternalSession | None) -> str:
     """The user name of a session for logs: its name, "anonymous", or "internal" (the server)."""
     user = _user(who)

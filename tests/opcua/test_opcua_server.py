@@ -37,7 +37,8 @@ def endpoint() -> str:
 def users(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A users file with an operator and a reader, made as a site would make it."""
     path = tmp_path_factory.mktemp("opcua") / "users.yaml"
-    for name, role, password in (("op", "operator", "s3cret"), ("viewer", "reader", "r3ad")):
+    logins = (("op", "operator", "s3cret"), ("viewer", "reader", "r3ad"), ("boss", "admin", "b0ss"))
+    for name, role, password in logins:
         done = subprocess.run(
             [sys.executable, "-m", "icsbridge", "user", "add", str(path), name, "--role", role],
             input=password + "\n",
@@ -236,6 +237,31 @@ SAMPLED = [
     "Status.protocols",
 ]
 """One variable of every kind: analog set and measured, two-state, multi-state, int, text."""
+
+
+async def test_an_admin_renames_one_variable_not_every_one_of_its_item(
+    bridge: BridgeProcess, endpoint: str, client: Client
+) -> None:
+    admin = Client(endpoint)
+    admin.set_user("boss")
+    admin.set_password("b0ss")
+    renamed = "0.2.4.Status.currentMeasure"
+    handler = Changes()
+    subscription = await client.create_subscription(20, handler)
+    watched = await node(client, renamed)
+    await subscription.subscribe_data_change(watched, ua.AttributeIds.DisplayName)
+    await handler.until(lambda: len(handler.values) == 1)
+    async with admin:
+        target = await node(admin, renamed)
+        label = ua.LocalizedText("I4 leakage")
+        await target.write_attribute(ua.AttributeIds.DisplayName, ua.DataValue(ua.Variant(label)))
+    await handler.until(lambda: len(handler.values) == 2)
+    assert handler.values[-1][0] == label
+    assert (await watched.read_display_name()) == label
+    for other in ("0.2.5.Status.currentMeasure", "0.3.4.Status.currentMeasure"):
+        name = await (await node(client, other)).read_display_name()
+        assert name.Text == "Status.currentMeasure"
+    await subscription.delete()
 
 
 async def test_link_loss_marks_every_variable_bad_then_good(
