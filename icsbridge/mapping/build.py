@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from fnmatch import fnmatchcase
 
 from icsbridge.catalog import Catalog, ItemSpec, ModuleKind, ValueType, catalog
-from icsbridge.mapping.document import ItemEntry, Mapping, ModuleEntry
+from icsbridge.mapping.document import Entries, ItemEntry, Mapping, ModuleEntry
 from icsbridge.mapping.naming import node_id
 from icsbridge.model import ItemKey, ItemPath
 
@@ -40,7 +40,9 @@ def _limits(spec: ItemSpec, module: ModuleEntry | None) -> dict[str, float | Non
     return limits
 
 
-def _entry(mapping: Mapping, key: ItemKey, spec: ItemSpec, module: ModuleEntry | None) -> ItemEntry:
+def _entry(
+    mapping: Mapping, key: ItemKey, spec: ItemSpec, module: ModuleEntry | None, shared: Entries
+) -> ItemEntry:
     alias = mapping.aliases.get(str(key.path))
     fields = {
         "line": key.line,
@@ -63,18 +65,19 @@ def _entry(mapping: Mapping, key: ItemKey, spec: ItemSpec, module: ModuleEntry |
     override = mapping.overrides.get(str(key))
     if override is not None:
         fields |= override.model_dump(exclude_none=True)
-    return ItemEntry.model_validate(fields)
+    return shared.entry(fields)
 
 
 def items(mapping: Mapping, specs: Catalog | None = None) -> list[ItemEntry]:
     """Every item instance of the mapping's crates and modules, named by its settings."""
     specs = specs or catalog()
+    shared = Entries()
     entries = []
     for path, module in objects(mapping):
         kind = module.kind if module else ModuleKind.HV
         options = module.options if module else ()
         for spec in specs.level(path.level, kind, options):
-            entries.append(_entry(mapping, ItemKey(*path, spec.name), spec, module))
+            entries.append(_entry(mapping, ItemKey(*path, spec.name), spec, module, shared))
     return entries
 
 

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import io
 import json
+import math
+from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
@@ -81,6 +83,8 @@ class ModuleEntry(_Strict):
 class ItemEntry(_Strict):
     """One item instance: where it lives, its names, its type and its limits."""
 
+    model_config = ConfigDict(frozen=True)  # entries share equal values: see `Entries`
+
     line: int | None
     address: int | None
     channel: int | None
@@ -126,6 +130,53 @@ class Mapping(_Strict):
     items: list[ItemEntry] = []
 
 
+UNIQUE = frozenset({"pv", "nodeid"})
+"""Item entry fields whose values differ from entry to entry, and so are not shared."""
+
+
+def _identity(value: object) -> Hashable:
+    """What makes two values interchangeable: type, contents in order, and a float's sign."""
+    if isinstance(value, dict):
+        return dict, tuple(value.items())
+    if isinstance(value, list):
+        return list, tuple(value)
+    if isinstance(value, set):
+        return set, frozenset(value)
+    if isinstance(value, float):
+        return float, value, math.copysign(1.0, value)
+    return type(value), value
+
+
+class Entries:
+    """Validates item entries that share equal values with each other.
+
+    A mapping repeats descriptions, units, limits, state labels, empty alias lists and the
+    set of fields a line gives across thousands of entries; each is kept once. Entries are
+    frozen, and their states and aliases must never be changed in place.
+    """
+
+    def __init__(self) -> None:
+        self._seen: dict[Hashable, Any] = {}
+
+    def _shared(self, value: Any) -> Any:
+        return self._seen.setdefault(_identity(value), value)
+
+    def entry(self, data: Any) -> ItemEntry:
+        """A validated entry; raises pydantic's ValidationError."""
+        entry = ItemEntry.model_validate(data)
+        values = entry.__dict__
+        for name, value in values.items():
+            if value is not None and name not in UNIQUE:
+                values[name] = self._shared(value)
+        fields_set = self._shared(entry.__pydantic_fields_set__)
+        object.__setattr__(entry, "__pydantic_fields_set__", fields_set)
+        return entry
+
+    def read(self, section: str, data: Any) -> Any:
+        """An entry of a generated section: validated and shared if an item, else as read."""
+        return self.entry(data) if section == "items" else data
+
+
 def _yaml() -> YAML:
     yaml = YAML()
     yaml.width = 100
@@ -139,32 +190,48 @@ def split(text: str) -> tuple[str, str]:
     return (head, tail) if marker else (text, "")
 
 
-def _load_generated(tail: str) -> dict[str, list[Any]]:
-    """The generated part: one JSON object per entry line, YAML if someone reformatted it."""
+def _as_read(section: str, data: Any) -> Any:
+    return data
+
+
+def _load_generated(tail: str, read: Callable[[str, Any], Any] = _as_read) -> dict[str, list[Any]]:
+    """The generated part: one JSON object per entry line, YAML if someone reformatted it.
+
+    `read(section, entry)` is what a section keeps of each entry line, as it is read.
+    """
     sections: dict[str, list[Any]] = {}
-    current: list[Any] | None = None
+    section, current = "", None
     for line in tail.splitlines():
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
             continue
         if not line.startswith(" ") and stripped.endswith(":"):
-            current = sections.setdefault(stripped[:-1], [])
+            section = stripped[:-1]
+            current = sections.setdefault(section, [])
         elif stripped.startswith("- {") and current is not None:
             try:
-                current.append(json.loads(stripped[2:]))
-                continue
+                data = json.loads(stripped[2:])
             except ValueError:
                 return YAML(typ="safe").load(tail) or {}
+            current.append(read(section, data))
         else:
             return YAML(typ="safe").load(tail) or {}
     return sections
 
 
 def parse(text: str) -> Mapping:
-    """A mapping from the text of a mapping file; raises pydantic's ValidationError."""
+    """A mapping from the text of a mapping file; raises pydantic's ValidationError.
+
+    Item lines are validated one by one as they are read, sharing equal values; if anything
+    is invalid the whole document is validated again at once, so that every error is reported
+    with its place.
+    """
     head, tail = split(text)
     settings = YAML(typ="safe").load(head) or {}
-    return Mapping.model_validate({**settings, **_load_generated(tail)})
+    try:
+        return Mapping.model_validate({**settings, **_load_generated(tail, Entries().read)})
+    except ValidationError:
+        return Mapping.model_validate({**settings, **_load_generated(tail)})
 
 
 def load(path: Path) -> Mapping:
