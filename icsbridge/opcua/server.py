@@ -26,6 +26,7 @@ from icsbridge.mapping.document import Mapping
 from icsbridge.model import ItemKey
 
 from .certificates import default_application_uri
+from .notify import SharedValue, set_value
 from .space import ADMIN, Space, Variable, build, own
 from .users import display_name, may_write, may_write_attributes
 
@@ -132,7 +133,9 @@ class UaServer:
             for count, (key, update) in enumerate(pending.items(), 1):
                 variable, attribute = values[key]
                 try:
-                    await _set_value(attribute, _data_value(variable, update, status, now))
+                    value = _data_value(variable, update, status, now)
+                    for callback, handle in set_value(attribute, value):
+                        await callback(handle, value)
                 except Exception:
                     log.exception("could not publish %s", variable.node.Identifier)
                 if count % YIELD_EVERY == 0:
@@ -219,38 +222,15 @@ class UaServer:
             await asyncio.gather(publisher, return_exceptions=True)
 
 
-class _SharedValue(ua.DataValue):
-    """A DataValue every subscription keeps as is: asyncua deep-copies each one otherwise.
-
-    Never changed once published, so sharing it is safe.
-    """
-
-    __slots__ = ()
-
-    def __deepcopy__(self, memo: dict[int, object]) -> _SharedValue:
-        return self
-
-
-async def _set_value(attribute: AttributeValue, value: ua.DataValue) -> None:
-    """Set a variable's value and notify its monitored items, as asyncua's own write does.
-
-    The item's variant type is right by construction, so asyncua's type check is skipped.
-    """
-    attribute.value = value
-    attribute.value_callback = None
-    for handle, callback in list(attribute.datachange_callbacks.items()):
-        await callback(handle, value)
-
-
 NULL = ua.Variant(None, ua.VariantType.Null)
 
 
 def _data_value(
     variable: Variable, update: Update, status: ua.StatusCode, now: datetime
-) -> ua.DataValue:
+) -> SharedValue:
     """The value to publish; null with a Bad status, as Part 4 §7.7.1 wants."""
     source = datetime.fromtimestamp(update.time, UTC) if update.time is not None else now
-    return _SharedValue(
+    return SharedValue(
         NULL if status.is_bad() else variable.to_ua(update.value),
         StatusCode=status,
         SourceTimestamp=source,
