@@ -44,7 +44,7 @@ class Start:
 
 @dataclass(frozen=True, slots=True)
 class Values:
-    """New values of items, the newest of each since the last such message."""
+    """New values of items in order; only the newest of each when the face lags far behind."""
 
     rows: list[Row]
 

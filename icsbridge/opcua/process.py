@@ -2,9 +2,9 @@
 
 The bridge process keeps the iCS link, the cache, the write path and Channel Access; it
 starts `python -m icsbridge.opcua.process FD` with one end of a socket pair, sends it the
-mapping, the link state and every value it knows (`pipe.Start`), then the newest value
-of each changed item whenever the child can take more (`pipe.Values`: a child that falls
-behind gets coalesced values, never an unbounded queue) and every link change. The child
+mapping, the link state and every value it knows (`pipe.Start`), then every change in
+order whenever the child can take more (`pipe.Values`: a child that falls far behind gets
+the newest value of each item, never an unbounded queue) and every link change. The child
 serves `UaServer` over a `Mirror` of that link; a client's write comes back as
 `pipe.Write`, goes through the bridge's one write path and is answered with the outcome.
 If the child ends, `UaProcess.run` raises; if the bridge ends, the child sees the pipe
@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 READ_SIZE = 1 << 20
 """Bytes read from the pipe at a time."""
 
+COALESCE_ABOVE = 50_000
+"""Rows waiting for the child beyond which only the newest of each item is kept."""
+
 STOP_TIMEOUT = 5.0
 """Seconds the child has to end after the pipe closed, before it is killed."""
 
@@ -58,7 +61,8 @@ class UaProcess:
         self.settings = settings
         self._keys = [entry.key for entry in mapping.items]
         self._index = {entry.key: i for i, entry in enumerate(mapping.items) if not entry.disabled}
-        self._rows: dict[int, pipe.Row] = {}
+        self._rows: list[pipe.Row] = []
+        self._coalesce_above = max(COALESCE_ABOVE, 2 * len(self._index))
         self._link_due = False
         self._wake = asyncio.Event()
         self._answers: set[asyncio.Task[None]] = set()
@@ -73,7 +77,9 @@ class UaProcess:
         for update in updates:
             found = index.get(update.key)
             if found is not None:
-                rows[found] = (found, update.value, update.unit, update.time)
+                rows.append((found, update.value, update.unit, update.time))
+        if len(rows) > self._coalesce_above:  # the child lags: keep the newest of each item
+            self._rows = list({row[0]: row for row in rows}.values())
         self._wake.set()
 
     def _link(self, state: LinkState) -> None:
@@ -93,7 +99,7 @@ class UaProcess:
             await self._wake.wait()
             self._wake.clear()
             if self._rows:
-                rows, self._rows = list(self._rows.values()), {}
+                rows, self._rows = self._rows, []
                 out.write(pipe.encode(pipe.Values(rows)))
             if self._link_due:
                 self._link_due = False

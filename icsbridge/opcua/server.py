@@ -2,7 +2,8 @@
 
 Client writes of item values go through the bridge's one write path and are answered only
 once the iCS confirmed them; everything else a client writes goes to asyncua as usual.
-One task publishes values and link quality for all variables.
+One task publishes values and link quality for all variables: every change in order, the
+newest value of each item only when it falls far behind.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ log = logging.getLogger(__name__)
 DEFAULT_ENDPOINT = "opc.tcp://0.0.0.0:4840/icsbridge/"
 YIELD_EVERY = 500
 """Variables published before the publisher lets other tasks run."""
+COALESCE_ABOVE = 50_000
+"""Updates waiting beyond which the publisher keeps only the newest value of each item."""
 
 Status = ua.StatusCodes
 REFUSALS: tuple[tuple[type[Exception], int], ...] = (
@@ -68,7 +71,7 @@ class UaServer:
         self.server = Server()
         self.space = Space(0, {})
         self._values: dict[ItemKey, tuple[Variable, AttributeValue]] = {}
-        self._pending: dict[ItemKey, Update] = {}
+        self._pending: list[Update] = []
         self._link_changed = True
         self._wake = asyncio.Event()
 
@@ -90,18 +93,14 @@ class UaServer:
         }
         service = server.iserver.attribute_service
         service.write = self._write_hook(service.write)  # type: ignore[method-assign,assignment]
-        for update in self.client.cache.values():
-            if update.key in space.variables:
-                self._pending[update.key] = update
+        self._take(self.client.cache.values())
         return space
 
     # --- values from the iCS -------------------------------------------------------------
 
     def _take(self, updates: Sequence[Update]) -> None:
         variables = self.space.variables
-        for update in updates:
-            if update.key in variables:
-                self._pending[update.key] = update
+        self._pending += [update for update in updates if update.key in variables]
         self._wake.set()
 
     def _link(self, state: LinkState) -> None:
@@ -124,14 +123,16 @@ class UaServer:
             await self._wake.wait()
             self._wake.clear()
             status = self._status()
-            pending, self._pending = self._pending, {}
+            pending, self._pending = self._pending, []
             if self._link_changed:
                 self._link_changed = False
                 latest = (cache.get(key) for key in values)
-                pending = {update.key: update for update in latest if update is not None}
+                pending = [update for update in latest if update is not None]
+            elif len(pending) > COALESCE_ABOVE:  # behind: only the newest value of each item
+                pending = list({update.key: update for update in pending}.values())
             now = datetime.now(UTC)
-            for count, (key, update) in enumerate(pending.items(), 1):
-                variable, attribute = values[key]
+            for count, update in enumerate(pending, 1):
+                variable, attribute = values[update.key]
                 try:
                     value = _data_value(variable, update, status, now)
                     for callback, handle in set_value(attribute, value):

@@ -104,22 +104,24 @@ class SimModel:
         changes.clear()
         return keys
 
-    def churn(self, count: int) -> list[ItemKey]:
+    def churn(self, count: int) -> list[tuple[ItemKey, Value]]:
         """Move `count` channel readings a step, round robin, as fresh data (a bench load).
 
-        The moves are not logged as changes: the caller sends them itself.
+        Returns each move's key and the value it made, so that a reading moved twice is
+        sent twice with two values. The moves are not logged as changes: the caller sends
+        them itself.
         """
         pool = self._churn
         if not pool:
             return []
-        keys = []
+        moves = []
         for turn in range(self.churned, self.churned + count):
             node, item = pool[turn % len(pool)]
             step = CHURN_STEP if turn // len(pool) % 2 == 0 else -CHURN_STEP
-            node.values[item] = node.values[item] + step  # type: ignore[operator]
-            keys.append(ItemKey(*node.path, item))
+            value = node.values[item] = node.values[item] + step  # type: ignore[operator]
+            moves.append((ItemKey(*node.path, item), value))
         self.churned += count
-        return keys
+        return moves
 
     def _match(self, selector: Selector) -> list[Node]:
         if WILDCARD not in selector:

@@ -156,11 +156,15 @@ class Service:
         return self.epoch + self.model.now
 
     def record(
-        self, key: ItemKey, session: Session | None = None, stamp: float | None = None
+        self,
+        key: ItemKey,
+        session: Session | None = None,
+        stamp: float | None = None,
+        value: Value | None = None,
     ) -> ItemRecord:
-        """One item's current value as a record, in the output unit of its quantity."""
+        """One item's value (default: its current one) as a record, in its output unit."""
         spec = self.model.spec(key.path, key.item)
-        value = self.model.value(key)
+        value = self.model.value(key) if value is None else value
         unit = spec.unit if spec else ""
         if isinstance(value, float) and unit in self._units:
             unit, converted = self._units[unit]
@@ -258,8 +262,9 @@ class Service:
 
     def churn(self, count: int, stamp: float) -> list[tuple[Session, ItemRecords]]:
         """`count` fresh channel readings stamped `stamp`, pushed to the sessions that want them."""
-        keys = self.model.churn(count)
-        records = [self.record(key, stamp=stamp) for key in keys]
+        moves = self.model.churn(count)
+        keys = [key for key, _ in moves]
+        records = [self.record(key, stamp=stamp, value=value) for key, value in moves]
         pushes = []
         for session in self.sessions.values():
             if session.mode is Mode.XHR:

@@ -220,3 +220,15 @@ def test_noise_is_reproducible() -> None:
     assert run(1) == run(1)
     assert run(1) != run(2)
     assert all(abs(float(v)) < 1.0 for v in run(1))  # type: ignore[arg-type]
+
+
+def test_churn_gives_every_move_its_own_value(model: SimModel) -> None:
+    """A reading moved twice in one go is sent twice, each time with the value it then had."""
+    moves = model.churn(1000)
+    assert len(moves) == 1000 == model.churned
+    last: dict[ItemKey, object] = {}
+    for key, moved in moves:
+        assert key not in last or moved != last[key], key
+        last[key] = moved
+    assert last == {key: model.value(key) for key in last}
+    assert len(last) < len(moves)  # readings came round more than once
