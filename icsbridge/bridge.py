@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import gc
 import logging
 from dataclasses import dataclass
@@ -17,9 +16,7 @@ from icsbridge.ics.sim.topology import Topology
 from icsbridge.mapping import document
 from icsbridge.mapping.discover import discover
 from icsbridge.mapping.generate import mapping_of
-from icsbridge.opcua.process import ChildEnded, UaProcess
-from icsbridge.opcua.security import secure
-from icsbridge.opcua.server import DEFAULT_ENDPOINT
+from icsbridge.opcua.process import DEFAULT_ENDPOINT, ChildEnded, UaProcess
 
 log = logging.getLogger(__name__)
 
@@ -74,17 +71,16 @@ async def serve(options: Options) -> int:
         gc.freeze()  # the mapping and PVs live as long as the bridge: no collection scans them
         faces = [ca.run(list_pvs=options.list_pvs)]
         if options.opcua_endpoint is not None:
-            security = functools.partial(
-                secure,
-                state_dir=options.opcua_state,
-                users_file=options.users,
-                certificate=options.certificate,
-                private_key=options.private_key,
-                allow_anonymous=options.anonymous,
-            )
+            security = {
+                "state_dir": options.opcua_state,
+                "users_file": options.users,
+                "certificate": options.certificate,
+                "private_key": options.private_key,
+                "allow_anonymous": options.anonymous,
+            }
             settings = {
                 "endpoint": options.opcua_endpoint,
-                "secure": security,
+                "security": security,
                 "verbose": options.verbose,
             }
             faces.append(UaProcess(client, mapping, writer, settings).run())

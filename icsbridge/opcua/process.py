@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import socket
 import sys
@@ -34,6 +35,8 @@ log = logging.getLogger(__name__)
 READ_SIZE = 1 << 20
 """Bytes read from the pipe at a time."""
 
+DEFAULT_ENDPOINT = "opc.tcp://0.0.0.0:4840/icsbridge/"
+
 COALESCE_ABOVE = 50_000
 """Rows waiting for the child beyond which only the newest of each item is kept."""
 
@@ -48,8 +51,8 @@ class ChildEnded(RuntimeError):
 class UaProcess:
     """Runs the OPC UA face in a child process, fed from `client` and writing via `writer`.
 
-    `settings` are `UaServer`'s keyword arguments (endpoint, secure) and `verbose`, the
-    log verbosity; they must pickle.
+    `settings` are `UaServer`'s `endpoint`, the keyword arguments of `security.secure`
+    as `security` (None: no security settings) and `verbose`, the log verbosity.
     """
 
     def __init__(
@@ -187,7 +190,8 @@ async def _stop(process: asyncio.subprocess.Process) -> None:
 
 async def serve_child(sock: socket.socket) -> None:
     """Serve OPC UA for the bridge at the other end of `sock` until it closes."""
-    from .server import UaServer  # asyncua is imported by the child only
+    from .security import secure  # asyncua is imported by the child only
+    from .server import UaServer
 
     reader, out = await asyncio.open_connection(sock=sock)
     frames = pipe.Frames()
@@ -201,6 +205,9 @@ async def serve_child(sock: socket.socket) -> None:
     assert isinstance(start, pipe.Start)
     settings = dict(start.settings)
     logs.configure(settings.pop("verbose", 0))
+    security = settings.pop("security", None)
+    if security is not None:
+        settings["secure"] = functools.partial(secure, **security)
     mirror = Mirror([entry.key for entry in start.mapping.items], _sender(out))
     mirror.start(start)
     for message in rest:

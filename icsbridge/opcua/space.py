@@ -264,7 +264,8 @@ class _Direct:
 
     Builds exactly what `add_nodes` would (the same attributes and references; a test
     compares the two) at a fraction of the cost: the attributes that are the same for
-    every instance of an item name (all but NodeId and Value) are one `Shared` object.
+    every instance of an item name (all but NodeId and Value), and the values of equal
+    properties, are one `Shared` object each.
     """
 
     def __init__(self, server: Server, ns: int) -> None:
@@ -272,6 +273,9 @@ class _Direct:
         self.ns = ns
         self._constants: dict[tuple[object, ...], dict[AttributeIds, Shared]] = {}
         self._targets: dict[int, ua.ReferenceDescription] = {}
+        self._property_values: dict[
+            tuple[object, ...], list[tuple[str, dict[AttributeIds, Shared], Shared]]
+        ] = {}
 
     def _shared(
         self,
@@ -329,7 +333,7 @@ class _Direct:
         parent: NodeData,
         reference: int,
         constants: dict[AttributeIds, Shared],
-        value: ua.Variant,
+        value: AttributeValue,
         type_definition: int,
     ) -> NodeData:
         data = NodeData(node)
@@ -338,9 +342,7 @@ class _Direct:
             ua.DataValue(ua.Variant(node, ua.VariantType.NodeId))
         )
         attributes.update(constants)
-        attributes[AttributeIds.Value] = AttributeValue(
-            ua.DataValue(value, SourceTimestamp=_NOW, ServerTimestamp=_NOW)
-        )
+        attributes[AttributeIds.Value] = value
         browse = _plain(constants[AttributeIds.BrowseName].value)
         display = _plain(constants[AttributeIds.DisplayName].value)
         type_ref = self._type_ref(type_definition)
@@ -385,13 +387,10 @@ class _Direct:
             self.aspace[parent],
             I.HasComponent,
             constants,
-            _initial(entry),
+            AttributeValue(_stamped(_initial(entry))),
             _type_definition(entry),
         )
-        for prop, value in _properties(entry):
-            read = ua.AccessLevel.CurrentRead.mask
-            rank = 1 if value.is_array else -1
-            shared = self._shared(prop, 0, _property_type(prop), read, None, rank)
+        for prop, shared, value in self._properties(entry):
             self._node(
                 ua.NodeId(f"{node.Identifier}.{prop}", self.ns),
                 data,
@@ -401,8 +400,33 @@ class _Direct:
                 I.PropertyType,
             )
 
+    def _properties(self, entry: ItemEntry) -> list[tuple[str, dict[AttributeIds, Shared], Shared]]:
+        """An item's properties: name, shared attributes and shared value, made once per kind."""
+        key = (entry.type, tuple(entry.states.items()), entry.low, entry.high, entry.unit)
+        found = self._property_values.get(key)
+        if found is None:
+            read = ua.AccessLevel.CurrentRead.mask
+            found = self._property_values[key] = [
+                (
+                    prop,
+                    self._shared(prop, 0, _property_type(prop), read, None, _rank(value)),
+                    Shared(_stamped(value)),
+                )
+                for prop, value in _properties(entry)
+            ]
+        return found
+
 
 _NOW = datetime.now(UTC)
+
+
+def _stamped(value: ua.Variant) -> ua.DataValue:
+    """A value as the build gives it: stamped with the time the server started."""
+    return ua.DataValue(value, SourceTimestamp=_NOW, ServerTimestamp=_NOW)
+
+
+def _rank(value: ua.Variant) -> int:
+    return 1 if value.is_array else -1
 
 
 def _type_of(data: NodeData) -> ua.NodeId:
