@@ -27,10 +27,11 @@ from icsbridge.ics.client import LinkDown, LinkState, WriteRejected, WriteTimeou
 from icsbridge.mapping.document import Mapping
 from icsbridge.model import ItemKey
 
+from .attributes import own
 from .certificates import default_application_uri
 from .notify import SharedValue, set_value
 from .process import DEFAULT_ENDPOINT
-from .space import ADMIN, Space, Variable, build, own
+from .space import ADMIN, Space, Variable, build
 from .users import display_name, may_write, may_write_attributes
 
 log = logging.getLogger(__name__)

@@ -29,6 +29,7 @@ from icsbridge.mapping.build import objects
 from icsbridge.mapping.document import ItemEntry, Mapping, ModuleEntry
 from icsbridge.model import ItemKey, ItemPath, Level
 
+from .attributes import Attributes, Shared
 from .units import eu_information
 
 ADMIN = User(role=UserRole.Admin)
@@ -239,33 +240,13 @@ class _Batch:
         self.items = []
 
 
-class Shared(AttributeValue):
-    """An attribute value that many nodes hold: `own` gives a node its copy before a write."""
-
-
-def own(aspace: Any, node: ua.NodeId, attribute: AttributeIds) -> None:
-    """Give a node its own copy of a shared attribute, with the node's monitors on it.
-
-    Called before an admin writes that attribute, so the write changes that node only.
-    """
-    data = aspace.get(node)
-    shared = None if data is None else data.attributes.get(attribute)
-    if not isinstance(shared, Shared):
-        return
-    copy = AttributeValue(shared.value)
-    for handle, (nodeid, attr) in aspace._handle_to_attribute_map.items():
-        if nodeid == node and attr == attribute and handle in shared.datachange_callbacks:
-            copy.datachange_callbacks[handle] = shared.datachange_callbacks.pop(handle)
-    data.attributes[attribute] = copy
-
-
 class _Direct:
     """Item variables written straight into the address space: no service call per node.
 
     Builds exactly what `add_nodes` would (the same attributes and references; a test
     compares the two) at a fraction of the cost: the attributes that are the same for
     every instance of an item name (all but NodeId and Value), and the values of equal
-    properties, are one `Shared` object each.
+    properties, are one `Shared` object each (`attributes`).
     """
 
     def __init__(self, server: Server, ns: int) -> None:
@@ -337,12 +318,8 @@ class _Direct:
         type_definition: int,
     ) -> NodeData:
         data = NodeData(node)
-        attributes = data.attributes
-        attributes[AttributeIds.NodeId] = AttributeValue(
-            ua.DataValue(ua.Variant(node, ua.VariantType.NodeId))
-        )
-        attributes.update(constants)
-        attributes[AttributeIds.Value] = value
+        node_id = AttributeValue(ua.DataValue(ua.Variant(node, ua.VariantType.NodeId)))
+        data.attributes = Attributes(node_id, value, constants)  # type: ignore[assignment]
         browse = _plain(constants[AttributeIds.BrowseName].value)
         display = _plain(constants[AttributeIds.DisplayName].value)
         type_ref = self._type_ref(type_definition)
