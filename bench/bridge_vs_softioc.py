@@ -45,6 +45,9 @@ def arguments() -> argparse.Namespace:
     )
     parser.add_argument("--window", type=float, default=5.0, help="seconds measured per load")
     parser.add_argument("--settle", type=float, default=1.5, help="seconds before each window")
+    parser.add_argument(
+        "--ua-publishing", type=float, default=100.0, help="OPC UA publishing interval, ms"
+    )
     parser.add_argument("--quick", action="store_true", help="smoke run: " + str(QUICK))
     parser.add_argument("--json", type=Path, help="result file (default bench/results/...)")
     args = parser.parse_args()
@@ -69,7 +72,7 @@ def main() -> None:
     if problem := ensure_node_opcua():
         console.print(f"[red]no OPC UA client:[/red] {problem}")
     loads = [float(rate) for rate in numbers(args.loads)]
-    timing = Timing(settle=args.settle, window=args.window)
+    timing = Timing(settle=args.settle, window=args.window, publishing=args.ua_publishing)
     sizes = []
     for requested in numbers(args.items):
         console.rule(f"about {requested:,} items")

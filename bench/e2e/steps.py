@@ -22,10 +22,12 @@ QUIET_TIMEOUT = 30.0
 
 @dataclass(frozen=True, slots=True)
 class Timing:
-    """How long each load step lasts."""
+    """How long each load step lasts, and how often the OPC UA client wants notifications."""
 
     settle: float
     window: float
+    publishing: float = 100.0
+    """The OPC UA subscription's publishing interval, ms."""
 
 
 class Source(Protocol):

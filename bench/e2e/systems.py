@@ -125,7 +125,8 @@ def subscribe_ua(run: SystemRun, endpoint: str, plan: Plan, children: list[Child
     children.append(ua)
     timeout = Budget(run.items).subscribe()
     files = plan.items.write(plan.folder, "ua")
-    command = f"subscribe {files.every} {plan.items.namespace} {timeout}"
+    interval = plan.timing.publishing
+    command = f"subscribe {files.every} {plan.items.namespace} {timeout} {interval}"
     answer = attempt(run, "UA subscribe", ua.ask, command, timeout + 60)
     if not answer:
         return None

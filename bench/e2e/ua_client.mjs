@@ -7,8 +7,9 @@
 // Notifications are counted from the subscription's raw PublishResponses, without a handler
 // per monitored item, so the client is not what limits the rate.
 //
-// - subscribe FILE NAMESPACE TIMEOUT: monitor the Value of every node id in FILE (string ids,
-//   one a line, in namespace URI NAMESPACE) in batches; wait until every item sent its initial
+// - subscribe FILE NAMESPACE TIMEOUT [INTERVAL]: monitor the Value of every node id in FILE
+//   (string ids, one a line, in namespace URI NAMESPACE) in batches, in one subscription
+//   publishing every INTERVAL ms (default 100); wait until every item sent its initial
 //   value -> subscribed, initial, seconds, bad (items the server refused).
 // - watch ID...: remember the newest value of these nodes.
 // - track FILE: only notifications of the node ids in FILE count for `quiet`.
@@ -104,14 +105,14 @@ const wait = (done, seconds) =>
         tick();
     });
 
-async function subscribe(file, namespace, timeout) {
+async function subscribe(file, namespace, timeout, interval) {
     const start = now();
     state.ids = fs.readFileSync(file, "utf8").split("\n").filter(Boolean);
     state.seen = new Uint8Array(state.ids.length);
     state.tracked = new Uint8Array(state.ids.length).fill(1);
     state.namespace = (await state.session.readNamespaceArray()).indexOf(namespace);
     const subscription = await state.session.createSubscription2({
-        requestedPublishingInterval: 100,
+        requestedPublishingInterval: interval,
         requestedLifetimeCount: 6000,
         requestedMaxKeepAliveCount: 20,
         maxNotificationsPerPublish: 0,
@@ -176,7 +177,7 @@ async function run(line) {
     const [command, ...args] = line.trim().split(/\s+/);
     switch (command) {
         case "subscribe":
-            return subscribe(args[0], args[1], Number(args[2]));
+            return subscribe(args[0], args[1], Number(args[2]), Number(args[3] ?? 100));
         case "watch": {
             const where = new Map(state.ids.map((id, i) => [id, i]));
             state.watched = new Map(args.filter((id) => where.has(id)).map((id) => [where.get(id), id]));

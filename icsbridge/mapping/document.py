@@ -9,6 +9,7 @@ hundreds of thousands of items load in seconds.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import math
@@ -109,9 +110,9 @@ class ItemEntry(_Strict):
     length: int = 39
     disabled: bool = False
 
-    @property
+    @functools.cached_property
     def key(self) -> ItemKey:
-        """The cache key of the item."""
+        """The cache key of the item: one object, however many tables it keys."""
         return ItemKey(self.line, self.address, self.channel, self.item)
 
 

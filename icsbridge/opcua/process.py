@@ -202,6 +202,7 @@ async def serve_child(sock: socket.socket) -> None:
             return
         received = frames.feed(data)
     start, *rest = received
+    received.clear()
     assert isinstance(start, pipe.Start)
     settings = dict(start.settings)
     logs.configure(settings.pop("verbose", 0))
@@ -212,7 +213,9 @@ async def serve_child(sock: socket.socket) -> None:
     mirror.start(start)
     for message in rest:
         mirror.take(message)
-    server = UaServer(mirror, start.mapping, mirror, **settings)
+    mapping = start.mapping
+    del start, rest  # the values are in the mirror now
+    server = UaServer(mirror, mapping, mirror, **settings)
     serving = asyncio.create_task(server.run(), name="opcua-serve")
     following = asyncio.create_task(_follow(reader, frames, mirror), name="opcua-follow")
     try:
