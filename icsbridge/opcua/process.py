@@ -36,6 +36,7 @@ READ_SIZE = 1 << 20
 """Bytes read from the pipe at a time."""
 
 DEFAULT_ENDPOINT = "opc.tcp://0.0.0.0:4840/icsbridge/"
+"""Where the OPC UA server listens unless told otherwise (`--opcua-endpoint`)."""
 
 COALESCE_ABOVE = 50_000
 """Rows waiting for the child beyond which only the newest of each item is kept."""
