@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -345,12 +344,9 @@ async def test_node_opcua_reads_units_and_writes_as_operator(
 async def test_a_subscription_receives_every_step_of_a_ramp(
     client: Client, operator: Client
 ) -> None:
-    handler, coarse = Changes(), Changes()
+    handler = Changes()
     subscription = await client.create_subscription(20, handler)
-    voltage = await node(client, "0.2.10.Status.voltageMeasure")
-    await subscription.subscribe_data_change(voltage)
-    deadband = await client.create_subscription(20, coarse)
-    await deadband.deadband_monitor(voltage, 40.0)  # asyncua's own path: a filter
+    await subscription.subscribe_data_change(await node(client, "0.2.10.Status.voltageMeasure"))
     await handler.until(lambda: handler.values)
     assert await write(operator, "0.2.Control.voltageRampspeed", 1.0, ua.VariantType.Double) == (
         "Good"
@@ -364,11 +360,7 @@ async def test_a_subscription_receives_every_step_of_a_ramp(
     assert len(rising) >= 3 and rising == sorted(rising), handler.values
     stamps = [dv.SourceTimestamp for _, dv in handler.values]
     assert stamps == sorted(stamps)
-    steps = [v for v, _ in coarse.values]  # asyncua weighs each value against the one before
-    assert 1 <= len(steps) < len(rising)
-    assert all(b - a > 40.0 for a, b in itertools.pairwise(steps)), steps  # type: ignore[operator]
     await subscription.delete()
-    await deadband.delete()
 
 
 async def test_a_write_on_either_side_shows_on_the_other(
