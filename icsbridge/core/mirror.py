@@ -26,7 +26,6 @@ class Mirror:
     def __init__(self, keys: Sequence[ItemKey], send: Callable[[pipe.Message], None]) -> None:
         self.cache = Latest()
         self._keys = keys
-        self._index = {key: index for index, key in enumerate(keys)}
         self._send = send
         self._state = LinkState.LOST
         self._silent = False
@@ -83,7 +82,7 @@ class Mirror:
         ident = next(self._idents)
         future: asyncio.Future[Value] = asyncio.get_running_loop().create_future()
         self._writes[ident] = future
-        self._send(pipe.Write(ident, self._index[key], value, who, via))
+        self._send(pipe.Write(ident, key, value, who, via))
         return await future
 
     def close(self) -> None:

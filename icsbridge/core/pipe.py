@@ -2,8 +2,8 @@
 
 Sans-I/O: `encode` makes the bytes of one message, `Frames.feed` turns bytes back into
 messages. A frame is a 4-byte big-endian length and a pickle; both ends are the same
-program started by the bridge itself, over a socket pair nobody else holds. Items travel
-as their index in the mapping's item list, which both ends hold alike.
+program started by the bridge itself, over a socket pair nobody else holds. Item values
+travel with their index in the mapping's item list, which both ends hold alike.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 from icsbridge.ics.client import LinkState
 from icsbridge.ics.values import Value
 from icsbridge.mapping.document import Mapping
+from icsbridge.model import ItemKey
 
 LENGTH = struct.Struct(">I")
 
@@ -54,7 +55,7 @@ class Write:
     """A client of the face writes an item."""
 
     ident: int
-    index: int
+    key: ItemKey
     value: object
     who: str
     via: str

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import struct
 from collections import deque
@@ -24,6 +23,8 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from caproto import ChannelType, SubscriptionType
+
+from icsbridge.core.freezer import Freezer
 
 if TYPE_CHECKING:
     from .pvs import ItemPV
@@ -35,9 +36,6 @@ PUBLISH = int(SubscriptionType.DBE_VALUE | SubscriptionType.DBE_LOG | Subscripti
 
 BACKLOG = 4 * 1024 * 1024
 """Bytes a client's socket may hold before it only gets the newest values."""
-
-FREEZE_AFTER = 1.0
-"""Seconds after a new subscription before the ones made by then are frozen (`gc.freeze`)."""
 
 EPICS_EPOCH = 631_152_000
 """1990-01-01 in UNIX seconds."""
@@ -122,7 +120,8 @@ class Fanout:
         self._out: dict[Any, list[bytes]] = {}
         self._behind: dict[Any, dict[Any, tuple[Any, ItemPV]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._freeze: asyncio.TimerHandle | None = None
+        self.freezer = Freezer()
+        """Takes the subscriptions out of garbage collection after each burst."""
 
     def subscribe(self, pv: ItemPV, spec: Any, sub: Any) -> None:
         """A new subscription: send it the current value now."""
@@ -130,14 +129,7 @@ class Fanout:
         pv.taps[spec] = Tap(self._subscriptions[spec], layout, bool(spec.mask & PUBLISH))
         self._queue(sub, spec, pv, layout, payload(pv, layout))
         self.flush()
-        if self._freeze is None:
-            self._freeze = asyncio.get_running_loop().call_later(FREEZE_AFTER, self._frozen)
-
-    def _frozen(self) -> None:
-        """Take the subscriptions made so far out of garbage collection: they live long, and
-        a full collection of 100k of them stopped every update for half a second."""
-        self._freeze = None
-        gc.freeze()
+        self.freezer.soon()
 
     def post(self, pvs: Iterable[ItemPV]) -> None:
         """Queue the current values of these PVs for their subscribers (sent by `flush`)."""
@@ -198,8 +190,7 @@ class Fanout:
 
     async def close(self) -> None:
         """Stop waiting for slow clients."""
-        if self._freeze is not None:
-            self._freeze.cancel()
+        self.freezer.cancel()
         for task in list(self._tasks):
             task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -63,7 +63,6 @@ class UaProcess:
         self.mapping = mapping
         self.writer = writer
         self.settings = settings
-        self._keys = [entry.key for entry in mapping.items]
         self._index = {entry.key: i for i, entry in enumerate(mapping.items) if not entry.disabled}
         self._rows: list[pipe.Row] = []
         self._coalesce_above = max(COALESCE_ABOVE, 2 * len(self._index))
@@ -71,17 +70,14 @@ class UaProcess:
         self._wake = asyncio.Event()
         self._answers: set[asyncio.Task[None]] = set()
 
-    def _row(self, update: Update) -> pipe.Row | None:
-        index = self._index.get(update.key)
-        return None if index is None else (index, update.value, update.unit, update.time)
+    def _rows_of(self, updates: Sequence[Update]) -> list[pipe.Row]:
+        """The updates of served items, as the pipe carries them."""
+        index = self._index
+        return [(index[u.key], u.value, u.unit, u.time) for u in updates if u.key in index]
 
     def _take(self, updates: Sequence[Update]) -> None:
         rows = self._rows
-        index = self._index
-        for update in updates:
-            found = index.get(update.key)
-            if found is not None:
-                rows.append((found, update.value, update.unit, update.time))
+        rows += self._rows_of(updates)
         if len(rows) > self._coalesce_above:  # the child lags: keep the newest of each item
             self._rows = list({row[0]: row for row in rows}.values())
         self._wake.set()
@@ -94,7 +90,7 @@ class UaProcess:
         return pipe.LinkChange(self.client.state, self.client.silent)
 
     def _start(self) -> pipe.Start:
-        values = [row for row in map(self._row, self.client.cache.values()) if row is not None]
+        values = self._rows_of(self.client.cache.values())
         return pipe.Start(self.mapping, self._link_change(), values, self.settings)
 
     async def _feed(self, out: asyncio.StreamWriter) -> None:
@@ -121,9 +117,10 @@ class UaProcess:
                     task.add_done_callback(self._answers.discard)
 
     async def _answer(self, request: pipe.Write, out: asyncio.StreamWriter) -> None:
-        key = self._keys[request.index]
         try:
-            value = await self.writer.write(key, request.value, who=request.who, via=request.via)
+            value = await self.writer.write(
+                request.key, request.value, who=request.who, via=request.via
+            )
             answer = pipe.Written(request.ident, value=value)
         except Exception as exc:
             answer = pipe.Written(request.ident, error=exc)

@@ -21,6 +21,7 @@ from asyncua.server.address_space import AttributeValue
 from asyncua.server.server import Server
 
 from icsbridge.core.faces import ItemWriter, Link
+from icsbridge.core.freezer import Freezer
 from icsbridge.core.writes import AccessRefused, RangeRefused, TypeRefused, subject
 from icsbridge.ics.cache import Update
 from icsbridge.ics.client import LinkDown, LinkState, WriteRejected, WriteTimeout
@@ -76,6 +77,7 @@ class UaServer:
         self._pending: list[Update] = []
         self._link_changed = True
         self._wake = asyncio.Event()
+        self._freezer = Freezer()
 
     async def setup(self) -> Space:
         """Build the address space and the security settings; does not listen yet."""
@@ -96,11 +98,10 @@ class UaServer:
         service = server.iserver.attribute_service
         service.write = self._write_hook(service.write)  # type: ignore[method-assign,assignment]
         subscriptions = server.iserver.subscription_service
-        subscriptions.create_monitored_items = _frozen_after(  # type: ignore[method-assign,assignment]
+        subscriptions.create_monitored_items = self._freezing(  # type: ignore[method-assign,assignment]
             subscriptions.create_monitored_items
         )
-        self._take(self.client.cache.values())
-        return space
+        return space  # the first publish takes every value: the link counts as changed
 
     # --- values from the iCS -------------------------------------------------------------
 
@@ -147,6 +148,19 @@ class UaServer:
                     log.exception("could not publish %s", variable.node.Identifier)
                 if count % YIELD_EVERY == 0:
                     await asyncio.sleep(0)
+
+    def _freezing(
+        self, create: Callable[[ua.CreateMonitoredItemsParameters], Awaitable[list[Any]]]
+    ) -> Callable[[ua.CreateMonitoredItemsParameters], Awaitable[list[Any]]]:
+        """CreateMonitoredItems, after which the new monitored items are frozen soon."""
+
+        async def create_then_freeze(params: ua.CreateMonitoredItemsParameters) -> list[Any]:
+            try:
+                return await create(params)
+            finally:
+                self._freezer.soon()
+
+        return create_then_freeze
 
     # --- writes from clients ---------------------------------------------------------------
 
@@ -225,26 +239,9 @@ class UaServer:
         finally:
             stop_updates()
             stop_states()
+            self._freezer.cancel()
             publisher.cancel()
             await asyncio.gather(publisher, return_exceptions=True)
-
-
-def _frozen_after(
-    create: Callable[[ua.CreateMonitoredItemsParameters], Awaitable[list[Any]]],
-) -> Callable[[ua.CreateMonitoredItemsParameters], Awaitable[list[Any]]]:
-    """CreateMonitoredItems, then the new monitored items frozen out of garbage collection.
-
-    They live as long as their subscription; left to the collector, 100k of them made each
-    full collection stop the publisher for up to half a second.
-    """
-
-    async def frozen(params: ua.CreateMonitoredItemsParameters) -> list[Any]:
-        try:
-            return await create(params)
-        finally:
-            gc.freeze()
-
-    return frozen
 
 
 NULL = ua.Variant(None, ua.VariantType.Null)

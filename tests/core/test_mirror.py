@@ -47,9 +47,9 @@ async def test_a_write_ends_with_the_bridges_answer() -> None:
     first = asyncio.create_task(link.write(KEYS[1], 500, who="op@host", via="OPC UA"))
     second = asyncio.create_task(link.write(KEYS[3], 9e9, who="op@host", via="OPC UA"))
     await asyncio.sleep(0)
-    assert [(m.index, m.value, m.who, m.via) for m in sent if isinstance(m, pipe.Write)] == [
-        (1, 500, "op@host", "OPC UA"),
-        (3, 9e9, "op@host", "OPC UA"),
+    assert [(m.key, m.value, m.who, m.via) for m in sent if isinstance(m, pipe.Write)] == [
+        (KEYS[1], 500, "op@host", "OPC UA"),
+        (KEYS[3], 9e9, "op@host", "OPC UA"),
     ]
     one, two = (m.ident for m in sent if isinstance(m, pipe.Write))
     link.take(pipe.Written(two, error=WriteRejected("input error")))

@@ -9,6 +9,7 @@ import pytest
 from icsbridge.core import pipe
 from icsbridge.ics.client import LinkState, WriteRejected
 from icsbridge.mapping import document
+from icsbridge.model import ItemKey
 
 MAPPING = document.load(Path(__file__).parents[2] / "mappings" / "default.yaml")
 
@@ -21,7 +22,7 @@ MESSAGES: list[pipe.Message] = [
     ),
     pipe.Values([(3, "text", "", 1.0), (4, 12, "ms", 2.0)]),
     pipe.LinkChange(LinkState.LOST, True),
-    pipe.Write(1, 42, 500.0, "op@host", "OPC UA"),
+    pipe.Write(1, ItemKey(0, 3, 5, "Control.voltageSet"), 500.0, "op@host", "OPC UA"),
     pipe.Written(1, value=499.5),
 ]
 
