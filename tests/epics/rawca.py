@@ -41,6 +41,19 @@ class RawClient:
                 self.circuit.process_command(command)
                 commands.append(command)
 
+    def take(self, count: int, timeout: float = 5.0) -> list[object]:
+        """The next `count` commands to arrive; fails if they do not within `timeout` s."""
+        self.sock.settimeout(timeout)
+        commands: list[object] = []
+        while len(commands) < count:
+            data = self.sock.recv(65536)
+            assert data, f"the server closed the circuit after {commands}"
+            received, _ = self.circuit.recv(data)
+            for command in received:
+                self.circuit.process_command(command)
+                commands.append(command)
+        return commands
+
     def subscribe(self, name: str, subscription: int) -> None:
         channel = ca.ClientChannel(name, self.circuit)
         self.send(channel.create())

@@ -1,4 +1,5 @@
-"""Search replies echo libca's sequence number, so libca paces its searches at full speed."""
+"""Search replies echo libca's sequence number, so libca paces its searches at full speed;
+channels connect in batches, answered as caproto answers them."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import AsyncIterator
 
 import caproto as ca
 from caproto._commands import read_datagram
+from caproto.asyncio.server import Context
 from rawca import RawClient
 
 from icsbridge.epics.context import BridgeContext
@@ -32,10 +34,16 @@ async def search(port: int, name: str, sequence: int | None) -> list[object]:
     return read_datagram(data, address, ca.SERVER)  # the role of the sender
 
 
+def doubles(names: list[str]) -> dict[str, ca.ChannelData]:
+    return {name: ca.ChannelDouble(value=1.0) for name in names}
+
+
 @contextlib.asynccontextmanager
-async def serving(names: list[str]) -> AsyncIterator[tuple[BridgeContext, int]]:
-    """An BridgeContext serving doubles of these names on a free port."""
-    context = BridgeContext({name: ca.ChannelDouble(value=1.0) for name in names}, ["127.0.0.1"])
+async def serving(
+    pvdb: dict[str, ca.ChannelData], kind: type[Context] = BridgeContext
+) -> AsyncIterator[tuple[Context, int]]:
+    """A context of this kind serving `pvdb` on a free port."""
+    context = kind(pvdb, ["127.0.0.1"])
     context.ca_server_port = port = free_port()
     listening = asyncio.Event()
 
@@ -52,7 +60,7 @@ async def serving(names: list[str]) -> AsyncIterator[tuple[BridgeContext, int]]:
 
 
 async def test_search_replies_echo_the_sequence_number(no_task_leaks: None) -> None:
-    async with serving(["TEST:PV"]) as (_, port):
+    async with serving(doubles(["TEST:PV"])) as (_, port):
         version, found = await search(port, "TEST:PV", 0xABCD)
         assert isinstance(version, ca.VersionResponse)
         assert (version.header.data_type, version.header.parameter1) == (1, 0xABCD)
@@ -63,7 +71,7 @@ async def test_search_replies_echo_the_sequence_number(no_task_leaks: None) -> N
 
 async def test_a_circuit_hands_out_channel_ids_past_16_bits(no_task_leaks: None) -> None:
     names = [f"TEST:PV{index}" for index in range(3)]
-    async with serving(names) as (context, port):
+    async with serving(doubles(names)) as (context, port):
         client = RawClient(port)
         await asyncio.to_thread(client.receive, 0.2)  # the server's version reply
         (circuit,) = context.circuits
@@ -76,3 +84,44 @@ async def test_a_circuit_hands_out_channel_ids_past_16_bits(no_task_leaks: None)
             sids += [r.sid for r in replies if isinstance(r, ca.CreateChanResponse)]
         client.sock.close()
         assert sids == [65535, 65536, 65537]
+
+
+class ReadOnly(ca.ChannelDouble):
+    def check_access(self, hostname: str, username: str) -> ca.AccessRights:
+        return ca.AccessRights.READ
+
+
+async def conversation(kind: type[Context]) -> list[bytes]:
+    """What a server of this kind answers a client that connects a mix of channels in one
+    go (known, unknown, record fields), then uses and clears two of them."""
+    pvdb: dict[str, ca.ChannelData] = {
+        "TEST:D": ca.ChannelDouble(value=1.5, timestamp=1e9),
+        "TEST:I": ca.ChannelInteger(value=7),
+        "TEST:E": ca.ChannelEnum(value="on", enum_strings=["off", "on"]),
+        "TEST:S": ca.ChannelString(value="text", max_length=12),
+        "TEST:RO": ReadOnly(value=2.0),
+    }
+    names = ["TEST:D", "TEST:I", "TEST:NONE", "TEST:E", "TEST:D.DESC", "TEST:S", "TEST:RO"]
+    async with serving(pvdb, kind) as (_, port):
+        client = RawClient(port)
+        replies = await asyncio.to_thread(client.take, 1)  # the version
+        channels = [ca.ClientChannel(name, client.circuit) for name in names]
+        client.send(*(channel.create() for channel in channels))
+        replies += await asyncio.to_thread(client.take, 2 * len(names) - 2)  # two fail
+        double, integer = channels[:2]
+        client.send(
+            double.subscribe(data_type=ca.ChannelType.TIME_DOUBLE, subscriptionid=1),
+            integer.read(ioid=2),
+            integer.write(9, ioid=3, notify=True),
+            integer.read(ioid=4),
+            double.clear(),
+        )
+        replies += await asyncio.to_thread(client.take, 5)
+        client.sock.close()
+    return [bytes(reply) for reply in replies]
+
+
+def test_batched_connects_answer_as_caproto_does() -> None:
+    # each server on its own loop: a caproto server leaves its listener to the loop it ran on
+    bridge, stock = (asyncio.run(conversation(kind)) for kind in (BridgeContext, Context))
+    assert bridge == stock
