@@ -9,6 +9,7 @@ newest value of each item only when it falls far behind.
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -19,6 +20,7 @@ from asyncua import ua
 from asyncua.crypto.permission_rules import User
 from asyncua.server.address_space import AttributeValue
 from asyncua.server.server import Server
+from asyncua.server.subscription_service import SubscriptionService
 
 from icsbridge.core.faces import ItemWriter, Link
 from icsbridge.core.freezer import Freezer
@@ -30,7 +32,7 @@ from icsbridge.model import ItemKey
 
 from .attributes import own
 from .certificates import default_application_uri
-from .notify import SharedValue, set_value
+from .notify import SharedValue, encode_datachanges, set_value
 from .process import DEFAULT_ENDPOINT
 from .space import ADMIN, Space, Variable, build
 from .users import display_name, may_write, may_write_attributes
@@ -101,6 +103,7 @@ class UaServer:
         subscriptions.create_monitored_items = self._freezing(  # type: ignore[method-assign,assignment]
             subscriptions.create_monitored_items
         )
+        subscriptions.create_subscription = _encoding(subscriptions)  # type: ignore[method-assign,assignment]
         return space  # the first publish takes every value: the link counts as changed
 
     # --- values from the iCS -------------------------------------------------------------
@@ -242,6 +245,24 @@ class UaServer:
             self._freezer.cancel()
             publisher.cancel()
             await asyncio.gather(publisher, return_exceptions=True)
+
+
+def _encoding(
+    service: SubscriptionService,
+) -> Callable[..., Awaitable[ua.CreateSubscriptionResult]]:
+    """CreateSubscription, after which a client's subscription encodes its own data changes."""
+    create = service.create_subscription
+
+    async def create_encoding(*args: Any, **kwargs: Any) -> ua.CreateSubscriptionResult:
+        result = await create(*args, **kwargs)
+        subscription = service.subscriptions[result.SubscriptionId]
+        if subscription.pub_request_callback is not None:  # not one of asyncua's own
+            subscription._pop_triggered_datachanges = functools.partial(  # type: ignore[method-assign]
+                encode_datachanges, subscription
+            )
+        return result
+
+    return create_encoding
 
 
 NULL = ua.Variant(None, ua.VariantType.Null)

@@ -1,20 +1,26 @@
 """New values reach a real OPC UA client: plain monitored items in place, filtered ones as
-asyncua decides."""
+asyncua decides; notifications are encoded byte for byte as asyncua encodes them."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
 from asyncua import Client, Server, ua
 from asyncua.ua import AttributeIds
+from asyncua.ua.ua_binary import extensionobject_to_binary, struct_to_binary
 
-from icsbridge.opcua.notify import SharedValue, set_value
+from icsbridge.opcua.notify import SharedValue, encode_datachanges, set_value
 
 from conftest import free_port
 
-STEPS = [0.5, 2.0, 2.2, 5.0, 5.5]
+Status = ua.StatusCodes
+STEPS = [0.5, 2.0, 2.0, 2.2, 5.0, 5.5]
+"""Values published in turn; the repeated 2.0 changes nothing, so no client hears it."""
+CHANGES = [0.5, 2.0, 2.2, 5.0, 5.5]
 DEADBAND = 1.0
 
 
@@ -68,13 +74,53 @@ async def test_plain_items_get_every_value_and_filtered_ones_what_the_filter_pas
         await banded.deadband_monitor(variable, DEADBAND, queuesize=len(STEPS) + 1)
         await plain.until(1)
         await filtered.until(1)
-        for value in STEPS:
+        for previous, value in zip([0.0, *STEPS], STEPS, strict=False):
             await publish(server, node, value)
-            await plain.until(len(plain.values) + 1)
+            if value != previous:  # a repeat would arrive before the next change
+                await plain.until(len(plain.values) + 1)
         await publish(server, node, 9.0)  # passes the deadband: the filtered item's last word
-        await plain.until(len(STEPS) + 2)
+        await plain.until(len(CHANGES) + 2)
         await filtered.until(1 + 3)
-    assert plain.values == [0.0, *STEPS, 9.0]
+    assert plain.values == [0.0, *CHANGES, 9.0]
     # asyncua weighs each value against the one before it: 0.5 (+0.5), 2.0 (+1.5), 2.2,
     # 5.0 (+2.8), 5.5, 9.0 (+3.5)
     assert filtered.values == [0.0, 2.0, 5.0, 9.0]
+
+
+NOW = datetime(2026, 11, 30, 12, 0, 0, 123456, tzinfo=UTC)
+VALUES = [
+    SharedValue(ua.Variant(1.5, ua.VariantType.Double), StatusCode=ua.StatusCode(0),
+                SourceTimestamp=NOW - timedelta(seconds=3), ServerTimestamp=NOW),
+    SharedValue(ua.Variant(-7, ua.VariantType.Int32), StatusCode=ua.StatusCode(0),
+                SourceTimestamp=NOW, ServerTimestamp=NOW),
+    SharedValue(ua.Variant("ramp up", ua.VariantType.String),
+                StatusCode=ua.StatusCode(Status.UncertainLastUsableValue),
+                SourceTimestamp=NOW, ServerTimestamp=NOW),
+    SharedValue(ua.Variant(True, ua.VariantType.Boolean), StatusCode=ua.StatusCode(0),
+                SourceTimestamp=NOW, ServerTimestamp=NOW),
+    SharedValue(ua.Variant(None, ua.VariantType.Null),
+                StatusCode=ua.StatusCode(Status.BadCommunicationError),
+                SourceTimestamp=NOW, ServerTimestamp=NOW),
+    SharedValue(ua.Variant(2.5, ua.VariantType.Float)),  # no status, no timestamps
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("value", VALUES, ids=lambda value: value.Value.VariantType.name)
+def test_a_value_is_encoded_as_asyncua_encodes_it(value: SharedValue) -> None:
+    assert value.binary == struct_to_binary(value)
+
+
+def test_queued_data_changes_are_encoded_as_asyncua_encodes_them() -> None:
+    notifications = [
+        ua.MonitoredItemNotification(ClientHandle=handle, Value=value)
+        for handle, value in enumerate(
+            [*VALUES, ua.DataValue(ua.Variant(3, ua.VariantType.UInt32))]
+        )
+    ]
+    queued = SimpleNamespace(_triggered_datachanges={1: notifications[:4], 2: notifications[4:]})
+    result = ua.PublishResult()
+    encode_datachanges(queued, result)  # type: ignore[arg-type]
+    (encoded,) = result.NotificationMessage.NotificationData
+    expected = ua.DataChangeNotification(MonitoredItems=notifications)
+    assert extensionobject_to_binary(encoded) == extensionobject_to_binary(expected)
+    assert queued._triggered_datachanges == {}
