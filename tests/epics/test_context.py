@@ -93,7 +93,8 @@ class ReadOnly(ca.ChannelDouble):
 
 async def conversation(kind: type[Context]) -> list[bytes]:
     """What a server of this kind answers a client that connects a mix of channels in one
-    go (known, unknown, record fields), then uses and clears two of them."""
+    go (known, unknown, record fields), then uses two of them, cancels a subscription and
+    clears a channel."""
     pvdb: dict[str, ca.ChannelData] = {
         "TEST:D": ca.ChannelDouble(value=1.5, timestamp=1e9),
         "TEST:I": ca.ChannelInteger(value=7),
@@ -114,9 +115,9 @@ async def conversation(kind: type[Context]) -> list[bytes]:
             integer.read(ioid=2),
             integer.write(9, ioid=3, notify=True),
             integer.read(ioid=4),
-            double.clear(),
         )
-        replies += await asyncio.to_thread(client.take, 5)
+        client.send(double.unsubscribe(1), double.clear())
+        replies += await asyncio.to_thread(client.take, 6)
         client.sock.close()
     return [bytes(reply) for reply in replies]
 
