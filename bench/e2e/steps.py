@@ -19,6 +19,10 @@ QUIET_GAP = 2.0
 """Seconds without any change after which a client counts as caught up."""
 QUIET_TIMEOUT = 30.0
 
+PUBLISHING = 20.0
+"""The OPC UA client's publishing interval, ms: short, so that latency shows the bridge; a
+client asking for P ms adds up to P ms (P/2 on average) to every value."""
+
 
 @dataclass(frozen=True, slots=True)
 class Timing:
@@ -26,7 +30,7 @@ class Timing:
 
     settle: float
     window: float
-    publishing: float = 100.0
+    publishing: float = PUBLISHING
     """The OPC UA subscription's publishing interval, ms."""
 
 

@@ -243,7 +243,8 @@ class Simulator:
                 count = int(owed)
                 owed -= count
                 try:
-                    self._deliver(self.service.churn(count, self.service.epoch + self.sim_time()))
+                    frames = self.service.churn(count, self.service.epoch + self.sim_time())
+                    self._deliver_frames(frames)
                 except Exception:
                     log.exception("simulator churn failed")
 
@@ -292,10 +293,13 @@ class Simulator:
             conn.ws.transport.abort()
 
     def _deliver(self, pushes: list[tuple[Session, ItemRecords]]) -> None:
-        for session, records in pushes:
+        self._deliver_frames([(session, encode(push, array=True)) for session, push in pushes])
+
+    def _deliver_frames(self, frames: list[tuple[Session, str]]) -> None:
+        for session, frame in frames:
             conn = self._owners.get(session.id)
             if conn is not None:
-                self._send(conn, encode(records, array=True))
+                self._send(conn, frame)
 
     def _end(self, session_id: str, conn: _Connection, *, close: bool) -> None:
         self.service.logout(session_id)
