@@ -16,7 +16,6 @@ This reads asyncua's private state: asyncua is pinned, and tests cover both path
 
 from __future__ import annotations
 
-import functools
 import struct
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -46,12 +45,21 @@ class SharedValue(ua.DataValue):
     Never changed once published, so sharing it, and its encoding, is safe.
     """
 
+    _binary: bytes | None = None
+
     def __deepcopy__(self, memo: dict[int, object]) -> SharedValue:
         return self
 
-    @functools.cached_property
+    @property
     def binary(self) -> bytes:
-        """The value's OPC UA binary encoding, as asyncua's `struct_to_binary` gives it."""
+        """The value's OPC UA binary encoding, as asyncua's `struct_to_binary` gives it;
+        made on first use and kept (without `functools.cached_property`, which takes a
+        lock on every first use in Python 3.11)."""
+        if self._binary is None:
+            self._binary = self._encode()
+        return self._binary
+
+    def _encode(self) -> bytes:
         status, source, server = self.StatusCode, self.SourceTimestamp, self.ServerTimestamp
         if (
             self.Value is None
