@@ -1,7 +1,7 @@
 """The bridge end to end against a real EPICS softIoc, at growing sizes and loads.
 
     python bench/bridge_vs_softioc.py [--items 1000,10000,100000]
-        [--loads 2000,10000,20000,50000,100000] [--window 5] [--settle 1.5] [--json PATH]
+        [--loads 2000,10000,20000,50000,100000,250000] [--window 5] [--settle 1.5] [--json PATH]
     python bench/bridge_vs_softioc.py --quick        (a smoke run in well under a minute)
 
 Per size: a simulated iCS of about N items, `icsbridge discover`, `icsbridge serve` (CA and
@@ -41,7 +41,7 @@ def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", default="1000,10000,100000", help="sizes, comma-separated")
     parser.add_argument(
-        "--loads", default="2000,10000,20000,50000,100000", help="changes/s, comma-separated"
+        "--loads", default="2000,10000,20000,50000,100000,250000", help="changes/s, comma-separated"
     )
     parser.add_argument("--window", type=float, default=5.0, help="seconds measured per load")
     parser.add_argument("--settle", type=float, default=1.5, help="seconds before each window")

@@ -17,7 +17,7 @@ from .softioc import Load, SoftIoc
 
 QUIET_GAP = 2.0
 """Seconds without any change after which a client counts as caught up."""
-QUIET_TIMEOUT = 30.0
+QUIET_TIMEOUT = 60.0
 
 PUBLISHING = 20.0
 """The OPC UA client's publishing interval, ms: short, so that latency shows the bridge; a
