@@ -303,7 +303,7 @@ class Service:
         if convert is not None and isinstance(value, float):
             value = float(f"{convert(value):.12g}")
         text = wire(value)
-        quoted = f'"{text}"' if isinstance(value, int | float) else json.dumps(text)
+        quoted = f'"{text}"' if isinstance(value, int | float) else _dumps(text)
         return f"{head}{quoted}{tail}"
 
     def _template(self, key: ItemKey) -> Template:
