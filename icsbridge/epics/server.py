@@ -21,7 +21,7 @@ from caproto.server.stats import StatusHelper
 
 from icsbridge.core.rate import UpdateRate
 from icsbridge.core.writes import Writer
-from icsbridge.ics.cache import Update
+from icsbridge.ics.cache import Update, newest
 from icsbridge.ics.client import IcsClient, LinkState
 from icsbridge.mapping.document import Mapping
 from icsbridge.model import ItemKey
@@ -109,7 +109,7 @@ class CaServer:
                 await self._update_health()
             batches, self._pending = self._pending, []
             if self._backlog > COALESCE_ABOVE:  # behind: only the newest value of each item
-                batches = [list({update.key: update for b in batches for update in b}.values())]
+                batches = [newest(update for batch in batches for update in batch)]
             self._backlog = 0
             pvs = self.pvs
             for batch in batches:

@@ -26,6 +26,11 @@ class Update(NamedTuple):
 Subscriber = Callable[[Sequence[Update]], None]
 
 
+def newest(updates: Iterable[Update]) -> list[Update]:
+    """The last of these updates of each item: what a face that fell behind still sends."""
+    return list({update.key: update for update in updates}.values())
+
+
 class Latest:
     """Latest `Update` per item key; subscribers see every update, batch by batch."""
 

@@ -25,7 +25,7 @@ from asyncua.server.subscription_service import SubscriptionService
 from icsbridge.core.faces import ItemWriter, Link
 from icsbridge.core.freezer import Freezer
 from icsbridge.core.writes import AccessRefused, RangeRefused, TypeRefused, subject
-from icsbridge.ics.cache import Update
+from icsbridge.ics.cache import Update, newest
 from icsbridge.ics.client import LinkDown, LinkState, WriteRejected, WriteTimeout
 from icsbridge.mapping.document import Mapping
 from icsbridge.model import ItemKey
@@ -139,7 +139,7 @@ class UaServer:
                 latest = (cache.get(key) for key in values)
                 pending = [update for update in latest if update is not None]
             elif len(pending) > COALESCE_ABOVE:  # behind: only the newest value of each item
-                pending = list({update.key: update for update in pending}.values())
+                pending = newest(pending)
             now = datetime.now(UTC)
             for count, update in enumerate(pending, 1):
                 variable, attribute = values[update.key]

@@ -36,10 +36,7 @@ class RawClient:
                 return commands
             if not data:
                 return commands
-            received, _ = self.circuit.recv(data)
-            for command in received:
-                self.circuit.process_command(command)
-                commands.append(command)
+            commands += self._commands(data)
 
     def take(self, count: int, timeout: float = 5.0) -> list[object]:
         """The next `count` commands to arrive; fails if they do not within `timeout` s."""
@@ -48,11 +45,15 @@ class RawClient:
         while len(commands) < count:
             data = self.sock.recv(65536)
             assert data, f"the server closed the circuit after {commands}"
-            received, _ = self.circuit.recv(data)
-            for command in received:
-                self.circuit.process_command(command)
-                commands.append(command)
+            commands += self._commands(data)
         return commands
+
+    def _commands(self, data: bytes) -> list[object]:
+        """The commands in `data`, taken into the client circuit's state."""
+        received, _ = self.circuit.recv(data)
+        for command in received:
+            self.circuit.process_command(command)
+        return list(received)
 
     def subscribe(self, name: str, subscription: int) -> None:
         channel = ca.ClientChannel(name, self.circuit)

@@ -167,6 +167,14 @@ class Service:
         self._units = table
         self._templates = {}
 
+    def _output(self, unit: str) -> tuple[str, Callable[[float], float] | None]:
+        """The unit an item of base unit `unit` is reported in, and how its float values
+        are converted to it (None: reported as they are)."""
+        if unit not in self._units:
+            return unit, None
+        name, output = self._units[unit]
+        return name, lambda value: float(f"{output.from_base(value):.12g}")
+
     @property
     def stamp(self) -> float:
         """The time stamp of records made now: the epoch plus the simulated time."""
@@ -182,10 +190,9 @@ class Service:
         """One item's value (default: its current one) as a record, in its output unit."""
         spec = self.model.spec(key.path, key.item)
         value = self.model.value(key) if value is None else value
-        unit = spec.unit if spec else ""
-        if isinstance(value, float) and unit in self._units:
-            unit, converted = self._units[unit]
-            value = float(f"{converted.from_base(value):.12g}")
+        unit, convert = self._output(spec.unit if spec else "")
+        if convert is not None and isinstance(value, float):
+            value = convert(value)
         if key.item == "Status.sessionId" and session is not None:
             value = session.id
         return ItemRecord(
@@ -301,7 +308,7 @@ class Service:
             template = self._templates[key] = self._template(key)
         head, convert, tail = template
         if convert is not None and isinstance(value, float):
-            value = float(f"{convert(value):.12g}")
+            value = convert(value)
         text = wire(value)
         quoted = f'"{text}"' if isinstance(value, int | float) else _dumps(text)
         return f"{head}{quoted}{tail}"
@@ -309,11 +316,7 @@ class Service:
     def _template(self, key: ItemKey) -> Template:
         """An item's record JSON split around its value, and its output unit's conversion."""
         spec = self.model.spec(key.path, key.item)
-        unit = spec.unit if spec else ""
-        convert = None
-        if unit in self._units:
-            unit, output = self._units[unit]
-            convert = output.from_base
+        unit, convert = self._output(spec.unit if spec else "")
         entry = record_json(ItemRecord(key.path, key.item, _VALUE, unit, None))
         head, tail = _dumps(entry).removesuffix("}}").split(_dumps(_VALUE))
         return head, convert, tail
