@@ -62,6 +62,7 @@ class SimModel:
         self._churn = tuple(
             (ch, item) for ch in self._tree.channels for item in CHURN_ITEMS if item in ch.values
         )
+        self._churn_keys = tuple(ItemKey(*ch.path, item) for ch, item in self._churn)
         self.churned = 0
         """Readings `churn` has moved so far."""
         for ch in self._tree.channels:
@@ -111,16 +112,23 @@ class SimModel:
         sent twice with two values. The moves are not logged as changes: the caller sends
         them itself.
         """
-        pool = self._churn
+        pool, keys = self._churn, self._churn_keys
         if not pool:
             return []
-        moves = []
-        for turn in range(self.churned, self.churned + count):
-            node, item = pool[turn % len(pool)]
-            step = CHURN_STEP if turn // len(pool) % 2 == 0 else -CHURN_STEP
-            value = node.values[item] = node.values[item] + step  # type: ignore[operator]
-            moves.append((ItemKey(*node.path, item), value))
-        self.churned += count
+        size = len(pool)
+        moves: list[tuple[ItemKey, Value]] = []
+        turn, end = self.churned, self.churned + count
+        while turn < end:  # one pass of the pool at a time, all one way
+            first = turn % size
+            last = min(size, first + end - turn)
+            step = CHURN_STEP if turn // size % 2 == 0 else -CHURN_STEP
+            for index in range(first, last):
+                node, item = pool[index]
+                readings = node.values
+                value = readings[item] = readings[item] + step  # type: ignore[operator]
+                moves.append((keys[index], value))
+            turn += last - first
+        self.churned = end
         return moves
 
     def _match(self, selector: Selector) -> list[Node]:

@@ -307,8 +307,10 @@ class Service:
         if template is None:
             template = self._templates[key] = self._template(key)
         head, convert, tail = template
-        if convert is not None and isinstance(value, float):
-            value = convert(value)
+        if type(value) is float:  # the common case
+            if convert is not None:
+                value = convert(value)
+            return f'{head}"{wire(value) if value.is_integer() else repr(value)}"{tail}'
         text = wire(value)
         quoted = f'"{text}"' if isinstance(value, int | float) else _dumps(text)
         return f"{head}{quoted}{tail}"
