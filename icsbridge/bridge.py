@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from icsbridge import live_view
+from icsbridge.core.freezer import collect_rarely
 from icsbridge.core.writes import Writer
 from icsbridge.epics.server import CaServer
 from icsbridge.ics.link import open_client
@@ -69,6 +70,7 @@ async def serve(options: Options) -> int:
         health = f"{mapping.naming.effective_prefix}Bridge:"
         ca = CaServer(client, mapping, writer, health_prefix=health)
         gc.freeze()  # the mapping and PVs live as long as the bridge: no collection scans them
+        collect_rarely()
         faces = [ca.run(list_pvs=options.list_pvs)]
         if options.opcua_endpoint is not None:
             security = {

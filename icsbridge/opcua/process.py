@@ -24,6 +24,7 @@ from typing import Any
 
 from icsbridge import logs
 from icsbridge.core import pipe
+from icsbridge.core.freezer import collect_rarely
 from icsbridge.core.mirror import Mirror
 from icsbridge.core.writes import Writer
 from icsbridge.ics.cache import Update
@@ -244,6 +245,7 @@ def _sender(out: asyncio.StreamWriter) -> Callable[[pipe.Message], None]:
 
 def main() -> None:
     """Entry point of the child: `python -m icsbridge.opcua.process FD`."""
+    collect_rarely()
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve_child(socket.socket(fileno=int(sys.argv[1]))))
 

@@ -13,7 +13,6 @@ import functools
 import gc
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from asyncua import ua
@@ -32,7 +31,7 @@ from icsbridge.model import ItemKey
 
 from .attributes import own
 from .certificates import default_application_uri
-from .notify import SharedValue, encode_datachanges, set_value
+from .notify import Now, SharedValue, encode_datachanges, set_value
 from .process import DEFAULT_ENDPOINT
 from .space import ADMIN, Space, Variable, build
 from .users import display_name, may_write, may_write_attributes
@@ -140,7 +139,7 @@ class UaServer:
                 pending = [update for update in latest if update is not None]
             elif len(pending) > COALESCE_ABOVE:  # behind: only the newest value of each item
                 pending = newest(pending)
-            now = datetime.now(UTC)
+            now = Now.read()
             for count, update in enumerate(pending, 1):
                 variable, attribute = values[update.key]
                 try:
@@ -268,14 +267,7 @@ def _encoding(
 NULL = ua.Variant(None, ua.VariantType.Null)
 
 
-def _data_value(
-    variable: Variable, update: Update, status: ua.StatusCode, now: datetime
-) -> SharedValue:
+def _data_value(variable: Variable, update: Update, status: ua.StatusCode, now: Now) -> SharedValue:
     """The value to publish; null with a Bad status, as Part 4 §7.7.1 wants."""
-    source = datetime.fromtimestamp(update.time, UTC) if update.time is not None else now
-    return SharedValue(
-        NULL if status.is_bad() else variable.to_ua(update.value),
-        StatusCode=status,
-        SourceTimestamp=source,
-        ServerTimestamp=now,
-    )
+    value = NULL if status.is_bad() else variable.to_ua(update.value)
+    return SharedValue.stamped(value, status, update.time, now)

@@ -30,6 +30,7 @@ from icsbridge.mapping.document import ItemEntry, Mapping, ModuleEntry
 from icsbridge.model import ItemKey, ItemPath, Level
 
 from .attributes import Attributes, Shared
+from .notify import variant
 from .units import eu_information
 
 ADMIN = User(role=UserRole.Admin)
@@ -53,8 +54,8 @@ class Variable:
         """The item's value as this node's variant."""
         if self.codes:
             wire = _wire(value)
-            return ua.Variant(self.codes.index(wire) if wire in self.codes else 0, self.variant)
-        return ua.Variant(value, self.variant)
+            return variant(self.codes.index(wire) if wire in self.codes else 0, self.variant)
+        return variant(value, self.variant)
 
     def from_ua(self, value: object) -> object:
         """A client's value as the item takes it (indices of enums become codes)."""

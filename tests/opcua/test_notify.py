@@ -4,6 +4,7 @@ asyncua decides; notifications are encoded byte for byte as asyncua encodes them
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
@@ -12,8 +13,9 @@ import pytest
 from asyncua import Client, Server, ua
 from asyncua.ua import AttributeIds
 from asyncua.ua.ua_binary import extensionobject_to_binary, struct_to_binary
+from asyncua.ua.uatypes import datetime_to_win_epoch
 
-from icsbridge.opcua.notify import SharedValue, encode_datachanges, set_value
+from icsbridge.opcua.notify import Now, SharedValue, encode_datachanges, set_value, ticks, variant
 
 from conftest import free_port
 
@@ -108,6 +110,44 @@ VALUES = [
 @pytest.mark.parametrize("value", VALUES, ids=lambda value: value.Value.VariantType.name)
 def test_a_value_is_encoded_as_asyncua_encodes_it(value: SharedValue) -> None:
     assert value.binary == struct_to_binary(value)
+
+
+def test_ticks_are_what_asyncua_makes_of_a_datetime_from_the_time() -> None:
+    rng = random.Random(7)
+    times = [rng.uniform(0, 4e9) for _ in range(20_000)]
+    times += [1_796_000_000 + n / 2e6 for n in range(-5, 6)]  # half microseconds: to even
+    times += [1_796_000_000.9999996, 0.0, 1e-7]
+    for time in times:
+        assert ticks(time) == datetime_to_win_epoch(datetime.fromtimestamp(time, UTC)), time
+
+
+STAMPED = [
+    (variant(1.5, ua.VariantType.Double), ua.StatusCode(0), 1_796_000_000.123456),
+    (variant(-7, ua.VariantType.Int32), ua.StatusCode(0), 1_796_000_000.9999996),
+    (variant(3, ua.VariantType.UInt32), ua.StatusCode(Status.UncertainLastUsableValue), 1.0),
+    (variant(True, ua.VariantType.Boolean), ua.StatusCode(0), 1_796_000_000.0),
+    (variant("ramp up", ua.VariantType.String), ua.StatusCode(0), 1_796_000_000.5),
+    (variant(None, ua.VariantType.Null), ua.StatusCode(Status.BadCommunicationError), 2.0),
+    (variant(0.25, ua.VariantType.Double), ua.StatusCode(0), None),  # stamped now
+]
+
+
+@pytest.mark.parametrize("made", STAMPED, ids=lambda made: made[0].VariantType.name)
+def test_a_stamped_value_is_the_value_the_dataclass_makes_and_encodes_alike(
+    made: tuple[ua.Variant, ua.StatusCode, float | None],
+) -> None:
+    value, status, source = made
+    now = Now.read()
+    shared = SharedValue.stamped(value, status, source, now)
+    plain = ua.DataValue(
+        ua.Variant(value.Value, value.VariantType),
+        StatusCode=status,
+        SourceTimestamp=now.time if source is None else datetime.fromtimestamp(source, UTC),
+        ServerTimestamp=now.time,
+    )
+    assert value == plain.Value and repr(value) == repr(plain.Value)
+    assert all(getattr(shared, field) == getattr(plain, field) for field in plain.__slots__)
+    assert shared.binary == struct_to_binary(plain)
 
 
 def test_queued_data_changes_are_encoded_as_asyncua_encodes_them() -> None:
