@@ -51,6 +51,11 @@ def arguments() -> argparse.Namespace:
         default=PUBLISHING,
         help="OPC UA publishing interval, ms (short, so latency shows the bridge)",
     )
+    parser.add_argument(
+        "--churned",
+        type=int,
+        help="channel readings the load moves (default: all, 4 per channel)",
+    )
     parser.add_argument("--quick", action="store_true", help="smoke run: " + str(QUICK))
     parser.add_argument("--json", type=Path, help="result file (default bench/results/...)")
     args = parser.parse_args()
@@ -83,7 +88,7 @@ def main() -> None:
     sizes = []
     for requested in numbers(args.items):
         console.rule(f"about {requested:,} items")
-        size = measure_size(requested, loads, timing)
+        size = measure_size(requested, loads, timing, args.churned)
         sizes.append(size)
         show(console, size)
     meta["duration_seconds"] = time.monotonic() - began

@@ -14,6 +14,7 @@ import os
 import random
 import time
 
+from icsbridge.core.freezer import collect_rarely
 from icsbridge.ics import protocol
 from icsbridge.ics.cache import Cache
 from icsbridge.ics.protocol import ItemRecord, ItemRecords
@@ -68,6 +69,7 @@ def main() -> None:
     parser.add_argument("--json", help="also write the result to this file")
     args = parser.parse_args()
     texts = frames(args.channels, args.frames)
+    collect_rarely()  # as the bridge does
     measure(texts[:5])  # warm up
     result = measure(texts) | {
         "channels": args.channels,

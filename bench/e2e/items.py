@@ -73,12 +73,14 @@ class Items:
     namespace: str
 
     @classmethod
-    def of(cls, mapping: Path) -> Items:
-        """From a mapping file."""
+    def of(cls, mapping: Path, readings: int | None = None) -> Items:
+        """From a mapping file; the churned items are every channel reading, or the first
+        `readings` of them."""
         document = load(mapping)
         entries = [entry for entry in document.items if not entry.disabled]
         churned = [e for e in entries if e.channel is not None and e.item in CHURN_ITEMS]
-        return cls(entries, sorted(churned, key=_churn_order), document.namespace)
+        churned = sorted(churned, key=_churn_order)[:readings]
+        return cls(entries, churned, document.namespace)
 
     @property
     def names(self) -> list[str]:
@@ -105,10 +107,12 @@ def key_text(entry: ItemEntry) -> str:
     return f"{entry.line}.{entry.address}.{entry.channel}.{entry.item}"
 
 
-def start_simulator(modules: int, channels: int, timeout: float) -> tuple[Child, str]:
-    """The simulator driver with a uniform quiet topology; it and its URL."""
-    command = python_command(
-        str(Path(__file__).parent / "sim_driver.py"), str(modules), str(channels)
-    )
+def start_simulator(
+    modules: int, channels: int, readings: int | None, timeout: float
+) -> tuple[Child, str]:
+    """The simulator driver with a uniform quiet topology, churning every channel reading
+    or the first `readings`; it and its URL."""
+    driver = str(Path(__file__).parent / "sim_driver.py")
+    command = python_command(driver, str(modules), str(channels), str(readings or 0))
     child = Child("simulator", command, child_env({}), stdin=True)
     return child, str(child.reply(timeout)["url"])

@@ -1,8 +1,9 @@
 """The simulated iCS for the bench, in a process of its own, its load set through stdin.
 
-    python bench/e2e/sim_driver.py MODULES CHANNELS
+    python bench/e2e/sim_driver.py MODULES CHANNELS [READINGS]
 
-A quiet uniform topology (no noise: only churn moves values) on a free port of 127.0.0.1.
+A quiet uniform topology (no noise: only churn moves values) on a free port of 127.0.0.1;
+churn moves every channel reading, or the first READINGS of them.
 Prints `{"url": ...}` once listening, then answers each command line with one JSON line:
 
 - `churn RATE`: push RATE channel readings per second from now on -> `churned`, `time`.
@@ -42,8 +43,10 @@ def answer(simulator: Simulator, line: str) -> dict[str, object]:
     return {"churned": simulator.churned, "time": time.time()}
 
 
-async def serve(modules: int, channels: int) -> None:
+async def serve(modules: int, channels: int, readings: int | None) -> None:
     simulator = Simulator(Topology.uniform(modules, channels), noise=QUIET)
+    if readings:
+        simulator.model.limit_churn(readings)
     async with simulator.serve("127.0.0.1", 0):
         print(json.dumps({"url": simulator.url}), flush=True)
         while line := await asyncio.to_thread(sys.stdin.readline):
@@ -52,4 +55,5 @@ async def serve(modules: int, channels: int) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(serve(int(sys.argv[1]), int(sys.argv[2])))
+    modules, channels, *readings = map(int, sys.argv[1:])
+    asyncio.run(serve(modules, channels, readings[0] if readings else None))

@@ -13,8 +13,11 @@ from .steps import Timing
 from .systems import Plan, run_bridge, run_softioc
 
 
-def measure_size(requested: int, loads: list[float], timing: Timing) -> Size:
-    """Every figure of the bridge and of a softIoc serving about `requested` items."""
+def measure_size(
+    requested: int, loads: list[float], timing: Timing, readings: int | None = None
+) -> Size:
+    """Every figure of the bridge and of a softIoc serving about `requested` items, the
+    load on every channel reading or on the first `readings`."""
     modules, channels = topology_for(requested)
     size = Size(requested, modules, channels)
     timeout = 60 + requested / 1000
@@ -23,13 +26,13 @@ def measure_size(requested: int, loads: list[float], timing: Timing) -> Size:
         folder = Path(tmp)
         mapping = folder / "mapping.yaml"
         try:
-            sim, url = start_simulator(modules, channels, timeout)
+            sim, url = start_simulator(modules, channels, readings, timeout)
         except ChildError as exc:
             size.errors.append(f"simulator: {exc}")
             return size
         try:
             size.discover_seconds = discover(url, mapping, child_env({}), timeout)
-            items = Items.of(mapping)
+            items = Items.of(mapping, readings)
             size.items, size.churned = len(items.entries), len(items.churned)
             plan = Plan(items, loads, timing, folder, sink)
             size.runs.append(run_bridge(sim, url, mapping, plan))

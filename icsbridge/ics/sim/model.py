@@ -105,6 +105,12 @@ class SimModel:
         changes.clear()
         return keys
 
+    def limit_churn(self, readings: int) -> None:
+        """Let `churn` move only the first `readings` channel readings (in path order): a
+        load on fewer items."""
+        self._churn = self._churn[:readings]
+        self._churn_keys = self._churn_keys[:readings]
+
     def churn(self, count: int) -> list[tuple[ItemKey, Value]]:
         """Move `count` channel readings a step, round robin, as fresh data (a bench load).
 

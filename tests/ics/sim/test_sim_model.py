@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -232,3 +233,10 @@ def test_churn_gives_every_move_its_own_value(model: SimModel) -> None:
         last[key] = moved
     assert last == {key: model.value(key) for key in last}
     assert len(last) < len(moves)  # readings came round more than once
+
+
+def test_a_limited_churn_moves_only_the_first_readings(model: SimModel) -> None:
+    everything = list(dict.fromkeys(key for key, _ in model.churn(1000)))
+    model.limit_churn(3)
+    moved = Counter(key for key, _ in model.churn(30))
+    assert moved == dict.fromkeys(everything[:3], 10)
