@@ -175,7 +175,8 @@ def _notify(callback: Any, handle: int, value: SharedValue) -> bool:
     service = getattr(callback, "__self__", None)
     if getattr(callback, "__func__", None) is not _DATACHANGE or service is None:
         return False
-    item = service._monitored_items.get(service._monitored_datachange.get(handle))
+    mid = service._monitored_datachange.get(handle)
+    item = service._monitored_items.get(mid)
     isub = service.isub
     if (
         item is None
@@ -190,7 +191,6 @@ def _notify(callback: Any, handle: int, value: SharedValue) -> bool:
     values.old_dvalue, values.current_dvalue = old, value  # a SharedValue is its own copy
     if old is not None and old.StatusCode == value.StatusCode and old.Value == value.Value:
         return True  # what asyncua's StatusValue trigger passes over
-    mid = service._monitored_datachange[handle]
     queue = isub._triggered_datachanges.get(mid)
     if queue is None:
         queue = isub._triggered_datachanges[mid] = []

@@ -108,8 +108,7 @@ class UaServer:
     # --- values from the iCS -------------------------------------------------------------
 
     def _take(self, updates: Sequence[Update]) -> None:
-        variables = self.space.variables
-        self._pending += [update for update in updates if update.key in variables]
+        self._pending += updates  # the publisher skips items without a variable
         self._wake.set()
 
     def _link(self, state: LinkState) -> None:
@@ -141,7 +140,10 @@ class UaServer:
                 pending = newest(pending)
             now = Now.read()
             for count, update in enumerate(pending, 1):
-                variable, attribute = values[update.key]
+                target = values.get(update.key)
+                if target is None:
+                    continue
+                variable, attribute = target
                 try:
                     value = _data_value(variable, update, status, now)
                     for callback, handle in set_value(attribute, value):
