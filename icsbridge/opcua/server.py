@@ -139,13 +139,16 @@ class UaServer:
             elif len(pending) > COALESCE_ABOVE:  # behind: only the newest value of each item
                 pending = newest(pending)
             now = Now.read()
+            bad = status.is_bad()  # a null value then, as Part 4 §7.7.1 wants
             for count, update in enumerate(pending, 1):
                 target = values.get(update.key)
                 if target is None:
                     continue
                 variable, attribute = target
                 try:
-                    value = _data_value(variable, update, status, now)
+                    value = SharedValue.stamped(
+                        NULL if bad else variable.to_ua(update.value), status, update.time, now
+                    )
                     for callback, handle in set_value(attribute, value):
                         await callback(handle, value)
                 except Exception:
@@ -267,9 +270,3 @@ def _encoding(
 
 
 NULL = ua.Variant(None, ua.VariantType.Null)
-
-
-def _data_value(variable: Variable, update: Update, status: ua.StatusCode, now: Now) -> SharedValue:
-    """The value to publish; null with a Bad status, as Part 4 §7.7.1 wants."""
-    value = NULL if status.is_bad() else variable.to_ua(update.value)
-    return SharedValue.stamped(value, status, update.time, now)
