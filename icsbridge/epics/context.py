@@ -18,6 +18,7 @@ CreateChan for plain PV names directly, many per write.
 from __future__ import annotations
 
 import asyncio
+import socket
 import struct
 from typing import Any
 
@@ -50,11 +51,20 @@ CREATE_BATCH = 1000
 class WideCircuit(VirtualCircuit):
     """A client's circuit that can hold more than 65,536 channels, as one libca client
     connecting a whole installation needs (it puts every channel of a server on one), and
-    connects channels in batches."""
+    connects channels in batches.
+
+    Its socket sends at once (TCP_NODELAY), as EPICS base's own server's does. caproto makes
+    its listening socket without naming the protocol, so asyncio leaves Nagle's algorithm
+    on: a monitor update then waited for the client's delayed acknowledgement of the one
+    before, 20-40 ms, for one in a few dozen updates at light load.
+    """
 
     def __init__(self, circuit: Any, client: Any, context: Any) -> None:
         super().__init__(circuit, client, context)
         circuit._channel_id_counter.MAX_ID = CHANNEL_IDS
+        sock = client.writer.transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     async def _command_queue_iteration(self, command: Any) -> Any:
         """Answer a run of queued CreateChan requests with one write, the rest as caproto."""
