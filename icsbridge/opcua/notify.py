@@ -108,11 +108,12 @@ class SharedValue(ua.DataValue):
         made.Encoding, made.Value, made.StatusCode = 0, value, status
         made.SourcePicoseconds = made.ServerPicoseconds = None
         made.ServerTimestamp = now.time
-        if source is None or source < 0:
+        if source is None:
             made.SourceTimestamp = now.time
         else:
             made.SourceTimestamp = datetime.fromtimestamp(source, UTC)
-            made._times = source, now.ticks
+            if source >= 0:  # what `ticks` covers
+                made._times = source, now.ticks
         return made  # type: ignore[no-any-return]
 
     def __deepcopy__(self, memo: dict[int, object]) -> SharedValue:
@@ -139,20 +140,26 @@ class SharedValue(ua.DataValue):
             or self.ServerPicoseconds is not None
         ):
             return struct_to_binary(self)
-        scalar = _SCALARS.get(value.VariantType)
-        if self._times is not None and scalar is not None and not value.is_array:
+        if self._times is None:
+            source_ticks, server_ticks = (
+                datetime_to_win_epoch(source),
+                datetime_to_win_epoch(server),
+            )
+        else:
             source_time, server_ticks = self._times
+            source_ticks = ticks(source_time)
+        scalar = _SCALARS.get(value.VariantType)
+        if scalar is not None and not value.is_array:
             return scalar.pack(
-                _MASK, value.VariantType.value, value.Value, status.value, ticks(source_time),
+                _MASK,
+                value.VariantType.value,
+                value.Value,
+                status.value,
+                source_ticks,
                 server_ticks,
-            )  # fmt: skip
-        return b"".join((
-            _FULL,
-            variant_to_binary(value),
-            _STATUS_AND_TIMES.pack(
-                status.value, datetime_to_win_epoch(source), datetime_to_win_epoch(server)
-            ),
-        ))  # fmt: skip
+            )
+        times = _STATUS_AND_TIMES.pack(status.value, source_ticks, server_ticks)
+        return b"".join((_FULL, variant_to_binary(value), times))
 
 
 def set_value(attribute: AttributeValue, value: SharedValue) -> list[tuple[Callback, int]]:

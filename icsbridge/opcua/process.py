@@ -74,7 +74,9 @@ class UaProcess:
     def _rows_of(self, updates: Sequence[Update]) -> list[pipe.Row]:
         """The updates of served items, as the pipe carries them."""
         index = self._index
-        return [(index[u.key], u.value, u.unit, u.time) for u in updates if u.key in index]
+        return [
+            (at, u.value, u.unit, u.time) for u in updates if (at := index.get(u.key)) is not None
+        ]
 
     def _take(self, updates: Sequence[Update]) -> None:
         rows = self._rows

@@ -60,9 +60,11 @@ class SimModel:
         self._active: set[Channel] = set()
         self.now = 0.0
         self._churn = tuple(
-            (ch, item) for ch in self._tree.channels for item in CHURN_ITEMS if item in ch.values
+            (ch, item, ItemKey(*ch.path, item))
+            for ch in self._tree.channels
+            for item in CHURN_ITEMS
+            if item in ch.values
         )
-        self._churn_keys = tuple(ItemKey(*ch.path, item) for ch, item in self._churn)
         self.churned = 0
         """Readings `churn` has moved so far."""
         for ch in self._tree.channels:
@@ -109,7 +111,6 @@ class SimModel:
         """Let `churn` move only the first `readings` channel readings (in path order): a
         load on fewer items."""
         self._churn = self._churn[:readings]
-        self._churn_keys = self._churn_keys[:readings]
 
     def churn(self, count: int) -> list[tuple[ItemKey, Value]]:
         """Move `count` channel readings a step, round robin, as fresh data (a bench load).
@@ -118,7 +119,7 @@ class SimModel:
         sent twice with two values. The moves are not logged as changes: the caller sends
         them itself.
         """
-        pool, keys = self._churn, self._churn_keys
+        pool = self._churn
         if not pool:
             return []
         size = len(pool)
@@ -128,11 +129,10 @@ class SimModel:
             first = turn % size
             last = min(size, first + end - turn)
             step = CHURN_STEP if turn // size % 2 == 0 else -CHURN_STEP
-            for index in range(first, last):
-                node, item = pool[index]
+            for node, item, key in pool[first:last]:
                 readings = node.values
                 value = readings[item] = readings[item] + step  # type: ignore[operator]
-                moves.append((keys[index], value))
+                moves.append((key, value))
             turn += last - first
         self.churned = end
         return moves
