@@ -382,16 +382,23 @@ class IcsClient:
     async def _keepalive(self, conn: _Connection) -> None:
         loop = asyncio.get_running_loop()
         next_beat = loop.time() + self.heartbeat
+        resumed = loop.time()
         while True:
-            deadline = self._last_rx + self.silence_limit
-            wake = min(next_beat, deadline)
+            heard = max(self._last_rx, resumed)
+            wake = min(next_beat, heard + self.silence_limit)
             if not self._silent:
-                wake = min(wake, self._last_rx + self.quiet_limit)
-            await asyncio.sleep(max(0.0, wake - loop.time()))
+                wake = min(wake, heard + self.quiet_limit)
+            wake = max(wake, loop.time())
+            await asyncio.sleep(wake - loop.time())
             now = loop.time()
-            if now >= self._last_rx + self.silence_limit:
+            if now - wake > self.heartbeat / 4:
+                # This process stalled: frames that came meanwhile are still unread, so
+                # the stall is no silence of the iCS. Count the silence from now on.
+                resumed = now
+            heard = max(self._last_rx, resumed)
+            if now >= heard + self.silence_limit:
                 raise _LinkLost(f"no frame from the iCS for {self.silence_limit:g} s")
-            if not self._silent and now >= self._last_rx + self.quiet_limit:
+            if not self._silent and now >= heard + self.quiet_limit:
                 self._set_silent(True)
             if now >= next_beat:
                 next_beat = now + self.heartbeat

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -162,3 +163,15 @@ async def test_a_quiet_link_is_silent_before_it_is_lost(sim: Simulator) -> None:
         assert seen[:2] == [(LinkState.READY, True), (LinkState.LOST, False)]
         sim.faults.silent = False
         await client.wait_for_state(LinkState.READY)
+
+
+async def test_a_stall_of_this_process_is_no_silence_of_the_ics(sim: Simulator) -> None:
+    async with make_client(sim, heartbeat=0.1, missed_heartbeats=3) as client:
+        await client.subscribe([(Selector(0, "*", "*"), "Status.voltageMeasure")])
+        seen: list[tuple[LinkState, bool]] = []
+        client.on_state(lambda state: seen.append((state, client.silent)))
+        time.sleep(1.0)  # the event loop stalls for three silence limits
+        stalled = asyncio.get_running_loop().time()
+        await eventually(lambda: client.last_frame_time > stalled)
+        await client.subscribe([(Selector(0, "*", "*"), "Status.currentMeasure")])
+        assert seen == [] and client.state is LinkState.READY
