@@ -19,16 +19,20 @@ def rss_mib(pid: int) -> float:
 
 
 class Meter:
-    """Measures a server's process tree and its clients' trees between `start` and `stop`."""
+    """Measures a server's process tree, its clients' trees and the tree making the changes
+    (if another) between `start` and `stop`."""
 
-    def __init__(self, server: int, clients: dict[str, int]) -> None:
+    def __init__(self, server: int, clients: dict[str, int], source: int | None) -> None:
         self.server = server
         self.clients = clients
+        self.source = source
         self._began = 0.0
         self._before: dict[str, Usage] = {}
 
     def _usage(self) -> dict[str, Usage]:
         pids = {"server": self.server, **self.clients}
+        if self.source is not None:
+            pids["source"] = self.source
         return {name: Usage.of(pid) for name, pid in pids.items()}
 
     def start(self) -> None:
@@ -45,6 +49,7 @@ class Meter:
         return Resources(
             cpu_percent=cpu.pop("server"),
             rss_mib=after["server"].rss / MIB,
+            source_cpu_percent=cpu.pop("source", None),
             clients_cpu_percent=cpu,
             system_cpu_percent=psutil.cpu_percent(None),
             load_average=os.getloadavg()[0],

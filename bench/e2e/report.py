@@ -147,7 +147,8 @@ def load_table(size: Size) -> Table:
     table = Table(title=f"{size.items:,} items: load steps", title_justify="left")
     for column in (
         "load/s", "system", "offered/s", "CA/s", "CA p50 ms", "CA p99 ms", "UA/s", "UA p50 ms",
-        "UA p99 ms", "CPU %", "RSS MiB", "clients CPU %", "sys CPU %", "load avg",
+        "UA p99 ms", "CPU %", "RSS MiB", "clients CPU %", "iCS sim CPU %", "sys CPU %",
+        "load avg",
     ):  # fmt: skip
         table.add_column(column, justify="left" if column == "system" else "right")
     bridge, softioc = _pair(size)
@@ -164,7 +165,7 @@ def load_table(size: Size) -> Table:
                 *[_ratio(_ca(ours, key), _ca(theirs, key)) for key in ("rate", "p50_ms", "p99_ms")],
                 *[""] * 3,
                 _ratio(_used(ours, "cpu_percent"), _used(theirs, "cpu_percent")),
-                *[""] * 4,
+                *[""] * 5,
                 style="bold",
                 end_section=True,
             )
@@ -182,7 +183,7 @@ def _used(step: Step, key: str) -> float | None:
 
 def _step_cells(step: Step) -> list[str]:
     if step.error:
-        return [f"error: {step.error.splitlines()[0][:60]}", *[""] * 11]
+        return [f"error: {step.error.splitlines()[0][:60]}", *[""] * 12]
     clients = step.resources and step.resources.clients_cpu_percent.values()
     return [
         _rate(step.offered),
@@ -191,6 +192,7 @@ def _step_cells(step: Step) -> list[str]:
         _n(_used(step, "cpu_percent"), 0),
         _n(_used(step, "rss_mib"), 0),
         "/".join(f"{cpu:.0f}" for cpu in clients) if clients else "–",
+        _n(_used(step, "source_cpu_percent"), 0),
         _n(_used(step, "system_cpu_percent"), 0),
         _n(_used(step, "load_average"), 2),
     ]

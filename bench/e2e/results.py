@@ -32,6 +32,9 @@ class Resources:
     rss_mib: float
     """Server tree at the end of the window."""
     clients_cpu_percent: dict[str, float]
+    source_cpu_percent: float | None
+    """Of one core, the simulated iCS (in a real site, another machine); None where the
+    server makes its own changes."""
     system_cpu_percent: float
     """Of all cores together, every process of the machine."""
     load_average: float

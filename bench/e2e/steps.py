@@ -37,6 +37,9 @@ class Timing:
 class Source(Protocol):
     """What makes the changes: the simulator's churn, or the softIoc's scanning records."""
 
+    pid: int | None
+    """The process making the changes, if it is not the server."""
+
     def offer(self, rate: float) -> None:
         """Change items at `rate` per second from now on (0: stop)."""
 
@@ -52,6 +55,7 @@ class Churn:
 
     def __init__(self, sim: Child) -> None:
         self.sim = sim
+        self.pid = sim.process.pid
 
     def offer(self, rate: float) -> None:
         self.sim.ask(f"churn {rate}", 10)
@@ -70,6 +74,7 @@ class Scanning:
         self.ioc = ioc
         self.plans = plans
         self.load: Load | None = None
+        self.pid = None
 
     def offer(self, rate: float) -> None:
         self.load = self.plans[rate] if rate else None

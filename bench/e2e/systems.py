@@ -147,7 +147,8 @@ def exercise(
         attempt(run, f"{name} track", client.ask, f"track {churned}", 30)
         watch = " ".join(ident(name, entry) for entry in watched)
         attempt(run, f"{name} watch", client.ask, f"watch {watch}", 10)
-    meter = Meter(server.process.pid, {name: c.process.pid for name, c in clients.items()})
+    pids = {name: client.process.pid for name, client in clients.items()}
+    meter = Meter(server.process.pid, pids, source.pid)
     for rate in plan.loads:
         run.steps.append(step(rate, source, clients, meter, plan.timing))
     overload(run)

@@ -39,8 +39,18 @@ from icsbridge.model import ItemKey, ItemPath
 
 log = logging.getLogger(__name__)
 
-Template = tuple[str, Callable[[float], float] | None, str]
-"""An item's record JSON before its value, its output unit's conversion, the JSON after."""
+
+@dataclass(slots=True)
+class Template:
+    """An item's record JSON before its value, its output unit's conversion, the JSON after,
+    and the entries of the float values it last took: churn moves a reading back and forth
+    between two values, so each is formatted once."""
+
+    head: str
+    convert: Callable[[float], float] | None
+    tail: str
+    entries: dict[float, str] = field(default_factory=dict)
+
 
 _VALUE = "\x00value"
 """Stands for the value while a template is made."""
@@ -295,10 +305,11 @@ class Service:
             if session.mode is Mode.XHR:
                 continue
             subscribed = session.subscriptions
-            entries = [self._entry(key, value) + end for key, value in moves if key in subscribed]
+            entries = [self._entry(key, value) for key, value in moves if key in subscribed]
             if entries:
                 head, tail = encode(ItemRecords(session.id, (), "info"), array=True).split(_NONE)
-                frames.append((session, f'{head}"c":[{",".join(entries)}]{tail}'))
+                records = f"{end},".join(entries)
+                frames.append((session, f'{head}"c":[{records}{end}]{tail}'))
         return frames
 
     def _entry(self, key: ItemKey, value: Value) -> str:
@@ -306,14 +317,19 @@ class Service:
         template = self._templates.get(key)
         if template is None:
             template = self._templates[key] = self._template(key)
-        head, convert, tail = template
         if type(value) is float:  # the common case
-            if convert is not None:
-                value = convert(value)
-            return f'{head}"{wire(value) if value.is_integer() else repr(value)}"{tail}'
+            entries = template.entries
+            entry = entries.get(value)
+            if entry is None:
+                if len(entries) > 1:
+                    entries.clear()
+                shown = value if template.convert is None else template.convert(value)
+                text = wire(shown) if shown.is_integer() else repr(shown)
+                entry = entries[value] = f'{template.head}"{text}"{template.tail}'
+            return entry
         text = wire(value)
         quoted = f'"{text}"' if isinstance(value, int | float) else _dumps(text)
-        return f"{head}{quoted}{tail}"
+        return f"{template.head}{quoted}{template.tail}"
 
     def _template(self, key: ItemKey) -> Template:
         """An item's record JSON split around its value, and its output unit's conversion."""
@@ -321,7 +337,7 @@ class Service:
         unit, convert = self._output(spec.unit if spec else "")
         entry = record_json(ItemRecord(key.path, key.item, _VALUE, unit, None))
         head, tail = _dumps(entry).removesuffix("}}").split(_dumps(_VALUE))
-        return head, convert, tail
+        return Template(head, convert, tail)
 
     def burst(self, count: int) -> list[tuple[Session, ItemRecords]]:
         """`count` extra records at once for every websocket session: its channel items again."""
