@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import NamedTuple
 
@@ -110,7 +111,11 @@ class Cache(Latest):
                         "dropped %s.%s = %r %r: %s", path, item, record.value, record.unit, exc
                     )
                     continue
-            key = ItemKey(path[0], path[1], path[2], item)
+            known = entries.get((path[0], path[1], path[2], item))  # type: ignore[call-overload]
+            if known is not None:  # the key it had (a plain tuple finds it): no key to make
+                key = known.key
+            else:
+                key = ItemKey(path[0], path[1], path[2], sys.intern(item))
             update = Update(key, value, unit, record.time)
             entries[key] = update
             updates.append(update)

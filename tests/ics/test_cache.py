@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 import pytest
 
@@ -95,3 +96,12 @@ def test_items_the_catalog_does_not_know_are_kept() -> None:
     )
     assert cache.get(ItemKey(0, 3, 5, "Status.somethingNew")).value == 1500.0
     assert cache.get(ItemKey(0, 3, 5, "Status.otherNew")).value == "abc"
+
+
+def test_an_item_keeps_one_key_with_its_name_interned() -> None:
+    cache = Cache()
+    name = "".join(["Status.", "voltageMeasure"])  # not the catalog's string
+    first = cache.apply([ItemRecord(CHANNEL, name, "1.0", "V", 1.0)])[0].key
+    again = cache.apply([ItemRecord(CHANNEL, name[:], "2.0", "V", 2.0)])[0].key
+    assert again is first and first.item is sys.intern(name)
+    assert cache.get(ItemKey(0, 3, 5, name)) == Update(first, 2.0, "V", 2.0)

@@ -306,10 +306,11 @@ class Service:
                 continue
             subscribed = session.subscriptions
             entries = [self._entry(key, value) for key, value in moves if key in subscribed]
-            if entries:
+            if entries:  # one join makes the frame: it is the size of a few hundred kB
                 head, tail = encode(ItemRecords(session.id, (), "info"), array=True).split(_NONE)
-                records = f"{end},".join(entries)
-                frames.append((session, f'{head}"c":[{records}{end}]{tail}'))
+                entries[0] = f'{head}"c":[{entries[0]}'
+                entries[-1] = f"{entries[-1]}{end}]{tail}"
+                frames.append((session, f"{end},".join(entries)))
         return frames
 
     def _entry(self, key: ItemKey, value: Value) -> str:
