@@ -149,7 +149,8 @@ class IcsClient:
         user, password: iCS credentials.
         items: the item catalog (default: the shipped one).
         heartbeat: seconds between heartbeat frames (default 10).
-        missed_heartbeats: intervals without any frame before the link counts as lost (3).
+        missed_heartbeats: intervals without any frame before the link counts as lost (3);
+            a stall of this process's event loop does not count as the iCS's silence.
         write_timeout: seconds a write may take until ack and readback (default 10).
         reply_timeout: seconds a subscription may take until the iCS answers it (60).
         reconnect: (first, longest) back-off delay in seconds between reconnects (1, 30).
