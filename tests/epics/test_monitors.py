@@ -20,7 +20,7 @@ from icsbridge.ics.client import IcsClient
 from icsbridge.mapping import document
 from icsbridge.model import ItemKey, ItemPath
 
-from conftest import free_port
+from conftest import eventually, free_port
 
 MAPPING = Path(__file__).parents[2] / "mappings" / "default.yaml"
 ENTRIES = {entry.key: entry for entry in document.load(MAPPING).items}
@@ -117,9 +117,7 @@ async def test_a_client_that_stops_reading_gets_the_newest_value_when_it_resumes
 
 async def eventually_subscribed(context: BridgeContext) -> None:
     """Wait for the subscription; then shrink the server's socket buffer, as a slow link."""
-    async with asyncio.timeout(5):
-        while not any(context.subscriptions.values()):
-            await asyncio.sleep(0.01)
+    await eventually(lambda: any(context.subscriptions.values()))
     for circuit in context.circuits:
         sock = circuit.client.writer.transport.get_extra_info("socket")
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)

@@ -15,6 +15,8 @@ from icsbridge.ics.protocol import Command, Request
 from icsbridge.ics.sim import QUIET, Simulator, Topology
 from icsbridge.model import ItemKey, ItemPath
 
+from conftest import eventually
+
 Envelope = dict[str, Any]
 CH0 = {"l": "0", "a": "0", "c": "0"}
 
@@ -105,9 +107,7 @@ async def test_drop_all_aborts_sockets(sim: Simulator, ws: ClientConnection) -> 
             with pytest.raises(ConnectionClosedError) as closed:
                 await wait_for(client, "never")
             assert closed.value.rcvd is None
-    async with asyncio.timeout(2):
-        while sim.service.sessions:
-            await asyncio.sleep(0.01)
+    await eventually(lambda: not sim.service.sessions)
     async with connect(sim.url) as again:
         assert await login(again)
 

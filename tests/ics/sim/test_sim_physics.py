@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -415,20 +414,3 @@ def test_crate_on_while_output_above_63_volts(m: SimModel) -> None:
     assert get(m, CRATE, "Status.on") is True
     m.advance(29.0)
     assert get(m, CRATE, "Status.on") is False
-
-
-# --- scale ------------------------------------------------------------------------------
-
-
-def test_one_cycle_of_64_modules_of_16_channels_is_fast() -> None:
-    model = SimModel(Topology.uniform(64, 16))
-    model.write(Selector(0, "*", "*"), "Control.voltageSet", "3", "kV")
-    model.write(Selector(0, "*", "*"), "Control.on", "1", "")
-    spans = []
-    for cycle in range(1, 6):
-        begin = time.perf_counter()
-        model.advance(float(cycle))
-        model.drain_changes()
-        spans.append(time.perf_counter() - begin)
-    assert get(model, ItemPath(0, 63, 15), "Status.ramping") is True
-    assert sorted(spans)[2] < 0.05

@@ -18,6 +18,8 @@ from websockets.exceptions import ConnectionClosed, ConnectionClosedOK
 from icsbridge.ics.protocol import Command, Request
 from icsbridge.ics.sim import QUIET, Simulator, Topology, run
 
+from conftest import eventually
+
 TIME_SCALE = 100.0
 """Simulated seconds per wall second: a 1 s cycle takes 10 ms."""
 
@@ -317,9 +319,7 @@ async def test_closing_socket_ends_sessions(sim: Simulator) -> None:
     async with connect(sim.url) as client:
         session = await login(client)
         assert session in sim.service.sessions
-    async with asyncio.timeout(2):
-        while session in sim.service.sessions:
-            await asyncio.sleep(0.01)
+    await eventually(lambda: session not in sim.service.sessions)
 
 
 async def test_xhr_session_polls(sim: Simulator, ws: ClientConnection) -> None:
@@ -408,9 +408,9 @@ async def test_run_logs_where_it_listens(caplog: pytest.LogCaptureFixture) -> No
     caplog.set_level(logging.INFO, logger="icsbridge.ics.sim.server")
     task = asyncio.create_task(run(Topology.uniform(2, 8), port=0, time_scale=TIME_SCALE))
     try:
-        async with asyncio.timeout(2):
-            while not (found := re.search(r"listening on (ws://\S+) \((.*)\)", caplog.text)):
-                await asyncio.sleep(0.01)
+        await eventually(lambda: "listening on" in caplog.text)
+        found = re.search(r"listening on (ws://\S+) \((.*)\)", caplog.text)
+        assert found is not None
         assert found.group(2) == "1 lines, 2 modules, 16 channels"
         async with connect(found.group(1)) as client:
             assert await login(client)
