@@ -9,10 +9,11 @@ per cycle, one frame per cycle), then times parse + cache update over all of the
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import time
+
+from saving import save
 
 from icsbridge.core.freezer import collect_rarely
 from icsbridge.ics import protocol
@@ -81,9 +82,7 @@ def main() -> None:
         f"{result['updates_per_second']:,.0f} updates/s on one core "
         f"(load average {result['load_average_1min']:.2f})"
     )
-    if args.json:
-        with open(args.json, "w") as out:
-            json.dump(result, out, indent=2)
+    save(result, args.json)
 
 
 if __name__ == "__main__":

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import resource
 import time
 
 from asyncua.server.server import Server
+from saving import save
 
 from icsbridge.mapping import build as mapping_build
 from icsbridge.mapping.document import CrateEntry, Mapping, ModuleEntry
@@ -80,9 +80,7 @@ def main() -> None:
         f"build {result['build_seconds']:.1f} s), max RSS {result['max_rss_mib']:.0f} MiB "
         f"(load average {result['load_average_1min']:.2f})"
     )
-    if args.json:
-        with open(args.json, "w") as out:
-            json.dump(result, out, indent=2)
+    save(result, args.json)
 
 
 if __name__ == "__main__":

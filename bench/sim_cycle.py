@@ -9,10 +9,11 @@ simulated iCS does once per `Setup.cycleTime`. Prints the median and the slowest
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import time
+
+from saving import save
 
 from icsbridge.ics.protocol import Selector
 from icsbridge.ics.sim import SimModel, Topology
@@ -60,9 +61,7 @@ def main() -> None:
         f"still ramping at the end: {result['still_ramping']}; "
         f"load average {result['load_average_1min']:.2f}"
     )
-    if args.json:
-        with open(args.json, "w") as out:
-            json.dump(result, out, indent=2)
+    save(result, args.json)
 
 
 if __name__ == "__main__":
