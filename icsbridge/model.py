@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from enum import StrEnum
 from typing import NamedTuple
 
@@ -56,6 +57,14 @@ class ItemKey(NamedTuple):
     address: int | None
     channel: int | None
     item: str
+
+    @classmethod
+    def interned(
+        cls, line: int | None, address: int | None, channel: int | None, item: str
+    ) -> ItemKey:
+        """The key with its item name interned, as every long-lived key is: keys made
+        apart then compare without comparing their text."""
+        return cls(line, address, channel, sys.intern(item))
 
     @property
     def path(self) -> ItemPath:

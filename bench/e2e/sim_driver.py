@@ -1,9 +1,9 @@
 """The simulated iCS for the bench, in a process of its own, its load set through stdin.
 
-    python bench/e2e/sim_driver.py MODULES CHANNELS [READINGS]
+    python bench/e2e/sim_driver.py MODULES CHANNELS READINGS
 
 A quiet uniform topology (no noise: only churn moves values) on a free port of 127.0.0.1;
-churn moves every channel reading, or the first READINGS of them.
+churn moves every channel reading (READINGS 0), or the first READINGS of them.
 Prints `{"url": ...}` once listening, then answers each command line with one JSON line:
 
 - `churn RATE`: push RATE channel readings per second from now on -> `churned`, `time`.
@@ -43,7 +43,7 @@ def answer(simulator: Simulator, line: str) -> dict[str, object]:
     return {"churned": simulator.churned, "time": time.time()}
 
 
-async def serve(modules: int, channels: int, readings: int | None) -> None:
+async def serve(modules: int, channels: int, readings: int) -> None:
     simulator = Simulator(Topology.uniform(modules, channels), noise=QUIET)
     if readings:
         simulator.model.limit_churn(readings)
@@ -55,5 +55,4 @@ async def serve(modules: int, channels: int, readings: int | None) -> None:
 
 
 if __name__ == "__main__":
-    modules, channels, *readings = map(int, sys.argv[1:])
-    asyncio.run(serve(modules, channels, readings[0] if readings else None))
+    asyncio.run(serve(*map(int, sys.argv[1:4])))

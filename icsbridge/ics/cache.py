@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import NamedTuple
 
@@ -115,7 +114,7 @@ class Cache(Latest):
             if known is not None:  # the key it had (a plain tuple finds it): no key to make
                 key = known.key
             else:
-                key = ItemKey(path[0], path[1], path[2], sys.intern(item))
+                key = ItemKey.interned(path[0], path[1], path[2], item)
             update = Update(key, value, unit, record.time)
             entries[key] = update
             updates.append(update)

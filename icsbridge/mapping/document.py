@@ -13,7 +13,6 @@ import functools
 import io
 import json
 import math
-import sys
 from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Any, Literal
@@ -113,9 +112,8 @@ class ItemEntry(_Strict):
 
     @functools.cached_property
     def key(self) -> ItemKey:
-        """The cache key of the item: one object, however many tables it keys. Its item name
-        is interned, as the cache's are: keys compare without comparing their text."""
-        return ItemKey(self.line, self.address, self.channel, sys.intern(self.item))
+        """The cache key of the item: one object, however many tables it keys."""
+        return ItemKey.interned(self.line, self.address, self.channel, self.item)
 
 
 class Mapping(_Strict):
