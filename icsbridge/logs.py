@@ -32,7 +32,7 @@ class EscapingFormatter(logging.Formatter):
 
     Tracebacks, which the bridge's own code makes, keep their lines."""
 
-    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
+    def formatMessage(self, record: logging.LogRecord) -> str:
         record.message = escape(record.message)
         return super().formatMessage(record)
 
