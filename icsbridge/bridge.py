@@ -12,6 +12,7 @@ from icsbridge import live_view
 from icsbridge.core.freezer import collect_rarely
 from icsbridge.core.writes import Writer
 from icsbridge.epics.server import CaServer
+from icsbridge.ics.client import MAX_FRAME
 from icsbridge.ics.link import open_client
 from icsbridge.ics.sim.topology import Topology
 from icsbridge.mapping import document
@@ -37,6 +38,7 @@ class Options:
     live: bool = False
     write_timeout: float = 10.0
     heartbeat: float = 10.0
+    max_frame: int = MAX_FRAME
     opcua_endpoint: str | None = DEFAULT_ENDPOINT
     users: Path | None = None
     opcua_state: Path | None = None
@@ -58,6 +60,7 @@ async def serve(options: Options) -> int:
         options.topology,
         options.time_scale,
         heartbeat=options.heartbeat,
+        max_frame=options.max_frame,
     ) as client:
         if options.mapping is not None:
             mapping = document.load(options.mapping)
@@ -66,6 +69,7 @@ async def serve(options: Options) -> int:
             log.info("no mapping given: discovering %s", client.url)
             mapping = mapping_of(options.url or "simulator", await discover(client))
         entries = {entry.key: entry for entry in mapping.items}
+        client.cache.admit(entries)  # what the iCS sends of anything else is not kept
         writer = Writer(client, entries, read_only=options.read_only, timeout=options.write_timeout)
         health = f"{mapping.naming.effective_prefix}Bridge:"
         ca = CaServer(client, mapping, writer, health_prefix=health)

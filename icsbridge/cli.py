@@ -14,10 +14,13 @@ import typer
 
 from icsbridge import logs
 from icsbridge.ics import shell
+from icsbridge.ics.client import MAX_FRAME
 from icsbridge.mapping.naming import Preset
 
 if TYPE_CHECKING:
     from icsbridge.ics.sim.topology import Topology as TopologyModel
+
+MIB = 1 << 20
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 ics_app = typer.Typer(no_args_is_help=True, help="Read, write and watch iCS items from a shell.")
@@ -104,6 +107,9 @@ def serve(
     heartbeat: Annotated[
         float, typer.Option(help="Seconds between heartbeats; 3 silent ones lose the link.")
     ] = 10.0,
+    max_frame: Annotated[
+        float, typer.Option(min=1, help="MiB a frame from the iCS may hold; more loses the link.")
+    ] = MAX_FRAME / MIB,
     opcua_endpoint: Annotated[
         str, typer.Option(help="OPC UA endpoint to serve at.")
     ] = "opc.tcp://0.0.0.0:4840/icsbridge/",
@@ -139,6 +145,7 @@ def serve(
         live=live,
         write_timeout=write_timeout,
         heartbeat=heartbeat,
+        max_frame=round(max_frame * MIB),
         opcua_endpoint=opcua_endpoint if opcua else None,
         users=users,
         opcua_state=opcua_state,

@@ -22,7 +22,14 @@ import atexit
 from icsbridge import __version__
 from icsbridge.compat.connection import connect, connection, findConnection, getConnections
 from icsbridge.compat.objects import channel, crate, module
-from icsbridge.ics.client import IcsError, LinkDown, LoginRefused, WriteRejected, WriteTimeout
+from icsbridge.ics.client import (
+    IcsError,
+    LinkDown,
+    LoginRefused,
+    WriteRejected,
+    WriteTimeout,
+    WriteUnconfirmed,
+)
 
 __all__ = [
     "IcsError",
@@ -30,6 +37,7 @@ __all__ = [
     "LoginRefused",
     "WriteRejected",
     "WriteTimeout",
+    "WriteUnconfirmed",
     "channel",
     "connect",
     "connection",

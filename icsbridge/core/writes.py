@@ -4,6 +4,10 @@ A write is refused here, and never reaches the iCS, when the item is unknown, di
 read-only, when the bridge runs read-only, or when the value has the wrong type or lies
 outside the item's drive limits or states. Otherwise it goes out at once as a setItem
 and completes with the value the iCS confirmed, or fails: nothing is queued.
+
+A write that went out but was never confirmed ends "unconfirmed: the iCS may still apply
+it", the link it went out on is reset, and `unconfirmed.LateWatch` tells whether the iCS
+applied it after all.
 """
 
 from __future__ import annotations
@@ -12,8 +16,9 @@ import logging
 from collections.abc import Mapping
 
 from icsbridge.catalog import ValueType
+from icsbridge.core.unconfirmed import LateWatch, Unconfirmed
 from icsbridge.ics import values
-from icsbridge.ics.client import IcsClient
+from icsbridge.ics.client import IcsClient, WriteUnconfirmed
 from icsbridge.ics.values import Value
 from icsbridge.mapping.document import ItemEntry
 from icsbridge.model import ItemKey
@@ -74,6 +79,8 @@ class Writer:
         self.entries = entries
         self.read_only = read_only
         self.timeout = timeout
+        self.unconfirmed = LateWatch(client)
+        """The writes that ended unconfirmed, and those of them the iCS applied late."""
 
     def check(self, key: ItemKey, value: object) -> tuple[ItemEntry, Value]:
         """The entry and the typed value of an acceptable write; raises `WriteRefused`."""
@@ -103,8 +110,13 @@ class Writer:
             raise
         before = self.client.cache.get(key)
         old = None if before is None else before.value
+        self.unconfirmed.forget(key)
         try:
             confirmed = await self.client.set_item(key, typed, timeout=self.timeout)
+        except WriteUnconfirmed as exc:
+            self.unconfirmed.add(Unconfirmed(key, name, who, via, old, typed))
+            log.warning("write %s by %s via %s: %r -> %r %s", name, who, via, old, typed, exc)
+            raise
         except Exception as exc:
             log.warning(
                 "write %s by %s via %s: %r -> %r failed: %s", name, who, via, old, typed, exc

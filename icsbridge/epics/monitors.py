@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from caproto import ChannelType, SubscriptionType
 
 from icsbridge.core.freezer import Freezer
+from icsbridge.logs import Throttle
 
 if TYPE_CHECKING:
     from .pvs import ItemPV
@@ -122,6 +123,7 @@ class Fanout:
         self._tasks: set[asyncio.Task[None]] = set()
         self.freezer = Freezer()
         """Takes the subscriptions out of garbage collection after each burst."""
+        self.unpackable = Throttle(log)
 
     def subscribe(self, pv: ItemPV, spec: Any, sub: Any) -> None:
         """A new subscription: send it the current value now."""
@@ -132,12 +134,18 @@ class Fanout:
         self.freezer.soon()
 
     def post(self, pvs: Iterable[ItemPV]) -> None:
-        """Queue the current values of these PVs for their subscribers (sent by `flush`)."""
+        """Queue the current values of these PVs for their subscribers (sent by `flush`).
+
+        A value that does not pack is left out, counted in `unpackable`, and logged."""
         queue = self._queue
         for pv in pvs:
             for spec, (subs, layout, updates) in pv.taps.items():
                 if updates and subs:
-                    data = payload(pv, layout)
+                    try:
+                        data = payload(pv, layout)
+                    except (struct.error, OverflowError, ValueError) as exc:
+                        self.unpackable("%s: could not send its value: %s", pv.entry.pv, exc)
+                        continue
                     for sub in subs:
                         queue(sub, spec, pv, layout, data)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import time
-from numbers import Integral
 from typing import Any
 
 from caproto import (
@@ -26,15 +25,13 @@ from caproto import (
     ChannelString,
     ChannelType,
     TimeStamp,
+    native_type,
 )
-from caproto._backend import backend
-from caproto._data import ConversionDirection
-from caproto._dbr import native_type
 
 from icsbridge.catalog import Severity, ValueType, catalog
 from icsbridge.core.writes import TypeRefused, Writer, subject
 from icsbridge.epics.records import MAX_STATES, MAX_STRING, record_type
-from icsbridge.ics.values import Value
+from icsbridge.ics.values import Value, integral, parse_number
 from icsbridge.mapping.document import ItemEntry
 
 from . import monitors
@@ -119,9 +116,21 @@ class ItemPV:
         """The current value as the native DBR type packs it."""
         return self._data["value"]  # type: ignore[attr-defined]
 
-    def from_ca(self, value: Any) -> Value:
-        """A client's value as the iCS item takes it."""
-        return value  # type: ignore[no-any-return]
+    def put_value(self, data: Any, native: ChannelType) -> float | int | str:
+        """What a client put, as the type it put it as: text, or its first number."""
+        if native is ChannelType.STRING:
+            if not data:
+                raise ValueError("no value")
+            return data[0].split(b"\0", 1)[0].decode(ENCODING)  # type: ignore[no-any-return]
+        if len(data) == 0:
+            raise ValueError("no value")
+        if native in (ChannelType.DOUBLE, ChannelType.FLOAT):
+            return float(data[0])
+        return int(data[0])
+
+    def from_client(self, value: float | int | str) -> Value:
+        """A client's value as the iCS item takes it; ValueError says why it cannot be."""
+        raise NotImplementedError
 
     def value_alarm(self, value: Value) -> Alarm:
         """The alarm the value itself raises: states and the mapping's alarm limits."""
@@ -207,16 +216,8 @@ class ItemPV:
             raise PermissionError("alarm acknowledgement is not supported")
         who = f"{username}@{hostname}"
         try:
-            value = backend.convert_values(
-                values=data,
-                from_dtype=native_type(data_type),
-                to_dtype=self.data_type,  # type: ignore[attr-defined]
-                string_encoding=self.string_encoding,  # type: ignore[attr-defined]
-                enum_strings=getattr(self, "enum_strings", None),
-                direction=ConversionDirection.FROM_WIRE,
-            )
-            value = self.from_ca(self.preprocess_value(value))  # type: ignore[attr-defined]
-        except (ValueError, TypeError) as exc:
+            value = self.from_client(self.put_value(data, native_type(data_type)))
+        except ValueError as exc:
             refused = TypeRefused(f"{self.entry.pv}: not a {self.entry.type.value}: {exc}")
             log.warning("write %s by %s via CA: refused: %s", subject(self.entry), who, refused)
             raise refused from None
@@ -277,6 +278,10 @@ class ReadOnlyString(_ReadOnly, ChannelString):
     """A text record field."""
 
 
+class ReadOnlyEnum(_ReadOnly, ChannelEnum):
+    """A state the bridge reports."""
+
+
 class AlarmField(_ReadOnly, ChannelEnum):
     """`.STAT` or `.SEVR`: the PV's current alarm, read when asked."""
 
@@ -318,8 +323,8 @@ class DoublePV(ItemPV, ChannelDouble):
         )
         self._bridge_init(entry, writer)
 
-    def from_ca(self, value: Any) -> Value:
-        return float(value)
+    def from_client(self, value: float | int | str) -> Value:
+        return parse_number(value) if isinstance(value, str) else float(value)
 
 
 class IntegerPV(ItemPV, ChannelInteger):
@@ -339,8 +344,8 @@ class IntegerPV(ItemPV, ChannelInteger):
         )
         self._bridge_init(entry, writer)
 
-    def from_ca(self, value: Any) -> Value:
-        return int(value)
+    def from_client(self, value: float | int | str) -> Value:
+        return integral(parse_number(value) if isinstance(value, str) else value)
 
 
 class EnumPV(ItemPV, ChannelEnum):
@@ -369,18 +374,28 @@ class EnumPV(ItemPV, ChannelEnum):
     def wire_value(self) -> Any:
         return self._index[self._data["value"]]
 
+    def _index_of(self, value: float | int | str) -> int:
+        """The state a client names by its index, as a number or as text."""
+        if isinstance(value, str):
+            try:
+                value = parse_number(value)
+            except ValueError:
+                raise ValueError(f"{value!r:.40} is none of {list(self._by_label)}") from None
+        index = integral(value)
+        if not 0 <= index < len(self._codes):
+            raise ValueError(f"{index} is no state index (0..{len(self._codes) - 1})")
+        return index
+
     def to_ca(self, value: Value) -> Any:
         label = self._labels.get(_wire(value))  # type: ignore[arg-type]
         if label is None:
             raise ValueError(f"{value!r} is none of the states {self._codes}")
         return label
 
-    def from_ca(self, value: Any) -> Value:
-        if isinstance(value, Integral) and 0 <= int(value) < len(self._codes):
-            value = self.enum_strings[int(value)]
-        code = self._by_label.get(value)
+    def from_client(self, value: float | int | str) -> Value:
+        code = self._by_label.get(value) if isinstance(value, str) else None
         if code is None:
-            raise ValueError(f"{self.entry.pv}: {value!r} is not one of {list(self._by_label)}")
+            code = self._codes[self._index_of(value)]
         match self.entry.type:
             case ValueType.BOOL:
                 return code == "1"
@@ -407,8 +422,8 @@ class StringPV(ItemPV, ChannelString):
     def wire_value(self) -> Any:
         return self._data["value"].encode(ENCODING)[:MAX_STRING]
 
-    def from_ca(self, value: Any) -> Value:
-        return str(value)
+    def from_client(self, value: float | int | str) -> Value:
+        return text(value)
 
 
 class LongStringPV(ItemPV, ChannelChar):
@@ -427,8 +442,22 @@ class LongStringPV(ItemPV, ChannelChar):
     def to_ca(self, value: Value) -> Any:
         return str(value)[: self.max_length - 1]
 
-    def from_ca(self, value: Any) -> Value:
-        return value.decode(self.string_encoding) if isinstance(value, bytes) else str(value)
+    def put_value(self, data: Any, native: ChannelType) -> float | int | str:
+        if native is ChannelType.CHAR:  # the text itself, up to its terminating zero
+            return bytes(data).split(b"\0", 1)[0].decode(ENCODING)
+        return super().put_value(data, native)
+
+    def from_client(self, value: float | int | str) -> Value:
+        return text(value)
+
+
+def text(value: float | int | str) -> str:
+    """A client's text for a text item: numbers and empty text are refused."""
+    if not isinstance(value, str):
+        raise ValueError(f"{value!r} is not text")
+    if not value:
+        raise ValueError("empty text")
+    return value
 
 
 def make_pv(entry: ItemEntry, writer: Writer) -> ItemPV:

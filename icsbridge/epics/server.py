@@ -16,19 +16,20 @@ import sys
 from collections.abc import Iterable, Sequence
 
 import caproto
-from caproto import ChannelData, ChannelDouble, ChannelEnum
+from caproto import ChannelData
 from caproto.server.stats import StatusHelper
 
 from icsbridge.core.rate import UpdateRate
-from icsbridge.core.writes import Writer
+from icsbridge.core.writes import Writer, WriteRefused
 from icsbridge.ics.cache import Update, newest
-from icsbridge.ics.client import IcsClient, LinkState
+from icsbridge.ics.client import IcsClient, IcsError, LinkState
+from icsbridge.logs import Throttle
 from icsbridge.mapping.document import Mapping
 from icsbridge.model import ItemKey
 
 from .context import BridgeContext
 from .monitors import PUBLISH
-from .pvs import ItemPV, make_pv
+from .pvs import ItemPV, ReadOnlyDouble, ReadOnlyEnum, ReadOnlyInteger, make_pv
 
 log = logging.getLogger(__name__)
 
@@ -39,18 +40,43 @@ YIELD_EVERY = 2000
 """PVs published before the publisher sends what it has and lets other tasks run."""
 
 
+class PutFailures(logging.Filter):
+    """caproto logs every failed put with a traceback; the bridge logs its own refusals and
+    failed writes once, in the write log, so those go, and other failures lose the
+    traceback: a peer must not fill the log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if error is None or not str(record.msg).startswith("Invalid write request"):
+            return True
+        if isinstance(error, WriteRefused | IcsError):
+            return False
+        record.exc_info, record.exc_text = None, None
+        record.msg = f"{record.msg}: {type(error).__name__}: {error}"
+        return True
+
+
+PUT_FAILURES = PutFailures()
+logging.getLogger("caproto.circ").addFilter(PUT_FAILURES)
+
+
 class _Health:
-    """The bridge's own PVs: link state, age of the last frame, updates per second."""
+    """The bridge's own PVs, read-only: link state, age of the last frame, updates per
+    second, writes reported unconfirmed and those of them the iCS applied late."""
 
     def __init__(self, prefix: str) -> None:
         states = [state.value for state in LinkState]
-        self.link = ChannelEnum(value=LinkState.LOST.value, enum_strings=states)
-        self.frame_age = ChannelDouble(value=0.0, units="s", precision=1)
-        self.rate = ChannelDouble(value=0.0, units="1/s", precision=0)
+        self.link = ReadOnlyEnum(value=LinkState.LOST.value, enum_strings=states)
+        self.frame_age = ReadOnlyDouble(value=0.0, units="s", precision=1)
+        self.rate = ReadOnlyDouble(value=0.0, units="1/s", precision=0)
+        self.unconfirmed = ReadOnlyInteger(value=0)
+        self.late = ReadOnlyInteger(value=0)
         self.pvdb: dict[str, ChannelData] = {
             f"{prefix}LinkState": self.link,
             f"{prefix}FrameAge": self.frame_age,
             f"{prefix}UpdateRate": self.rate,
+            f"{prefix}UnconfirmedWrites": self.unconfirmed,
+            f"{prefix}LateWrites": self.late,
         }
         self.pvdb.update(StatusHelper(prefix=prefix).pvdb)
 
@@ -72,6 +98,7 @@ class CaServer:
             for name in (entry.pv, *entry.aliases):
                 self.pvdb[name] = pv
         self.item_names = list(self.pvdb)
+        self.writer = writer
         self.health = _Health(health_prefix)
         self.pvdb.update(self.health.pvdb)
         self.rate = UpdateRate()
@@ -79,6 +106,7 @@ class CaServer:
         self._backlog = 0
         self._link_changed = True
         self._wake = asyncio.Event()
+        self.unappliable = Throttle(log)
         self.context: BridgeContext | None = None
         for update in client.cache.values():
             known = self.pvs.get(update.key)
@@ -94,6 +122,17 @@ class CaServer:
     def _link(self, state: LinkState) -> None:
         self._link_changed = True
         self._wake.set()
+
+    async def _publish_always(self) -> None:
+        """Run the publisher; should it ever fail, say so loudly and start it again, with
+        every PV's state published anew."""
+        while True:
+            try:
+                await self._publish()
+            except Exception:
+                log.exception("the Channel Access publisher failed; restarting it")
+                self._link_changed = True
+                self._wake.set()
 
     async def _publish(self) -> None:
         """The one publisher: apply pending updates and link changes, notify subscribers."""
@@ -117,7 +156,12 @@ class CaServer:
                 for update in batch:
                     target = pvs.get(update.key)
                     if target is not None:
-                        target.apply(update.value, update.time)
+                        try:
+                            target.apply(update.value, update.time)
+                        except Exception as exc:
+                            self.unappliable("%s: value %.40r not taken: %s", target.entry.pv,
+                                             update.value, exc)  # fmt: skip
+                            continue
                         touched.append(target)
                 await self._notify(touched)
 
@@ -133,8 +177,8 @@ class CaServer:
             if pv._queues:  # type: ignore[attr-defined]
                 try:
                     await pv.publish(PUBLISH)  # type: ignore[attr-defined]
-                except Exception:
-                    log.exception("could not publish %s", pv.entry.pv)
+                except Exception as exc:
+                    self.unappliable("%s: could not publish: %s", pv.entry.pv, exc)
             if count % YIELD_EVERY == 0:
                 fanout.post(direct)
                 fanout.flush()
@@ -149,6 +193,8 @@ class CaServer:
         await health.link.write(self.client.state.value)
         await health.frame_age.write(max(0.0, loop.time() - self.client.last_frame_time))
         await health.rate.write(self.rate.sample(loop.time()))
+        await health.unconfirmed.write(self.writer.unconfirmed.count)
+        await health.late.write(self.writer.unconfirmed.late)
 
     async def _health_loop(self, period: float = 1.0) -> None:
         while True:
@@ -171,7 +217,7 @@ class CaServer:
                 sys.stdout.flush()
 
         tasks = [
-            asyncio.create_task(self._publish(), name="ca-publish"),
+            asyncio.create_task(self._publish_always(), name="ca-publish"),
             asyncio.create_task(self._health_loop(), name="ca-health"),
         ]
         try:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Sequence
+from time import time as wall_clock
 from typing import NamedTuple
 
 from icsbridge.catalog import Catalog, ItemSpec, catalog
 from icsbridge.ics.protocol import ItemRecord, ProtocolError
 from icsbridge.ics.values import Decoder, Value, decoder
+from icsbridge.logs import Throttle
 from icsbridge.model import ItemKey
 
 log = logging.getLogger(__name__)
@@ -70,13 +72,33 @@ class Latest:
                 subscriber(updates)
 
 
+EARLIEST = 631_152_000.0
+"""1990-01-01 in UNIX seconds: the EPICS epoch, before which no CA time stamp exists."""
+LATEST = float(1 << 32)
+"""2106-02-07 in UNIX seconds: where 32-bit time stamps end."""
+MAX_STRANGE_DECODERS = 4096
+"""Decoders kept beyond the catalog's items: a peer that invents names cannot grow them."""
+
+
 class Cache(Latest):
-    """The items' latest values, decoded from the iCS's records."""
+    """The items' latest values, decoded from the iCS's records.
+
+    A record is taken or left out on its own: one that does not decode is counted in
+    `dropped` and logged (a few lines per period, however many come). A time stamp no
+    face can show (before 1990, after 2106: an iCS whose clock starts at 1970 after a
+    power cut) is replaced by the time of arrival, counted in `restamped`. Once `admit`
+    names the items to keep, records of any other item are counted in `strangers` and
+    not retained.
+    """
 
     def __init__(self, items: Catalog | None = None) -> None:
         super().__init__()
         self._catalog = items or catalog()
         self._decoders: dict[tuple[str, str], tuple[Decoder, str]] = {}
+        self._admitted: dict[tuple[object, ...], ItemKey] | None = None
+        self.dropped = Throttle(log)
+        self.restamped = Throttle(log)
+        self.strangers = Throttle(log)
 
     @property
     def catalog(self) -> Catalog:
@@ -87,17 +109,32 @@ class Cache(Latest):
         """The catalog spec of an item key, if the catalog knows it."""
         return self._catalog.get(key.path.level, key.item)
 
-    def apply(self, records: Iterable[ItemRecord]) -> list[Update]:
-        """Take records from the iCS into the cache and pass them on to subscribers.
+    def admit(self, keys: Iterable[ItemKey]) -> None:
+        """Keep only these items from now on (the mapping's); forget any other."""
+        self._admitted = {tuple(key): key for key in keys}
+        for key in [key for key in self._entries if key not in self._admitted]:
+            del self._entries[key]
 
-        A record whose value does not decode is logged and dropped; the rest still apply.
-        """
+    def apply(self, records: Iterable[ItemRecord]) -> list[Update]:
+        """Take records from the iCS into the cache and pass them on to subscribers."""
         entries = self._entries
         decoders = self._decoders
+        admitted = self._admitted
+        arrival: float | None = None
         updates: list[Update] = []
         for record in records:
             path = record.path
             item = record.item
+            known = entries.get((path[0], path[1], path[2], item))  # type: ignore[call-overload]
+            if known is not None:  # the key it had (a plain tuple finds it): no key to make
+                key = known.key
+            elif admitted is None:
+                key = ItemKey.interned(path[0], path[1], path[2], item)
+            else:
+                key = admitted.get((path[0], path[1], path[2], item))
+                if key is None:
+                    self.strangers("left out records of items not served, such as %s", path)
+                    continue
             try:
                 convert, unit = decoders[item, record.unit]
                 value = convert(record.value)
@@ -105,17 +142,22 @@ class Cache(Latest):
                 try:
                     convert, unit = self._decoder(record)
                     value = convert(record.value)
-                except (ProtocolError, ValueError):
-                    log.warning(
-                        "dropped %s.%s = %r %r: %s", path, item, record.value, record.unit, exc
+                except (ProtocolError, ValueError) as error:
+                    reason = error if isinstance(exc, KeyError) else exc
+                    self.dropped(
+                        "dropped %s = %.40r %.10r: %s", key, record.value, record.unit, reason
                     )
                     continue
-            known = entries.get((path[0], path[1], path[2], item))  # type: ignore[call-overload]
-            if known is not None:  # the key it had (a plain tuple finds it): no key to make
-                key = known.key
-            else:
-                key = ItemKey.interned(path[0], path[1], path[2], item)
-            update = Update(key, value, unit, record.time)
+            time = record.time
+            if time is not None and not EARLIEST <= time < LATEST:
+                arrival = arrival or wall_clock()
+                self.restamped(
+                    "%s: time stamp %.6g is before 1990 or after 2106; stamped on arrival",
+                    key,
+                    time,
+                )
+                time = arrival
+            update = Update(key, value, unit, time)
             entries[key] = update
             updates.append(update)
         self._notify(updates)
@@ -124,5 +166,6 @@ class Cache(Latest):
     def _decoder(self, record: ItemRecord) -> tuple[Decoder, str]:
         spec = self._catalog.get(record.path.level, record.item)
         found = decoder(spec.type if spec else None, record.unit)
-        self._decoders[record.item, record.unit] = found
+        if spec is not None or len(self._decoders) < MAX_STRANGE_DECODERS:
+            self._decoders[record.item, record.unit] = found
         return found

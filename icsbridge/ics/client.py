@@ -13,6 +13,8 @@ import contextlib
 import functools
 import json
 import logging
+import socket
+import struct
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -42,9 +44,14 @@ from icsbridge.ics.protocol import (
     SessionError,
     Trigger,
 )
+from icsbridge.logs import Throttle
 from icsbridge.model import ItemKey, Level
 
 log = logging.getLogger(__name__)
+
+MAX_FRAME = 32 * 1024 * 1024
+"""Bytes a frame from the iCS may hold by default: four times the largest a bridge is sent
+at 100k items (8.6 MB, the answer to its subscription: `bench/largest_frame.py`)."""
 
 
 LEVEL_SELECTORS = {
@@ -86,8 +93,12 @@ class WriteRejected(IcsError):
     """The iCS acknowledged a write with false or reported an input error."""
 
 
-class WriteTimeout(IcsError):
-    """The iCS did not confirm a write in time; its outcome is unknown."""
+class WriteUnconfirmed(IcsError):
+    """A write went out but was never confirmed: the iCS may still apply it."""
+
+
+class WriteTimeout(WriteUnconfirmed):
+    """The iCS did not confirm a write in time; the link it went out on is reset."""
 
 
 class _LinkLost(Exception):
@@ -154,6 +165,8 @@ class IcsClient:
         write_timeout: seconds a write may take until ack and readback (default 10).
         reply_timeout: seconds a subscription may take until the iCS answers it (60).
         reconnect: (first, longest) back-off delay in seconds between reconnects (1, 30).
+        max_frame: bytes a frame from the iCS may hold (default `MAX_FRAME`); a longer one
+            loses the link before it is read whole.
     """
 
     def __init__(
@@ -168,6 +181,7 @@ class IcsClient:
         write_timeout: float = 10.0,
         reply_timeout: float = 60.0,
         reconnect: tuple[float, float] = (1.0, 30.0),
+        max_frame: int = MAX_FRAME,
     ) -> None:
         self.url = url
         self.user = user
@@ -179,6 +193,7 @@ class IcsClient:
         self.reply_timeout = reply_timeout
         self._password = password
         self._reconnect = reconnect
+        self.max_frame = max_frame
         self._state = LinkState.LOST
         self._state_listeners: list[Callable[[LinkState], None]] = []
         self._subscriptions: dict[tuple[Selector, str], None] = {}
@@ -187,9 +202,11 @@ class IcsClient:
         self._conn: _Connection | None = None
         self._task: asyncio.Task[None] | None = None
         self._ever_ready = False
+        self._closing = False
         self._last_rx = 0.0
         self._silent = False
-        self.protocol_errors = 0
+        self.malformed = Throttle(log)
+        """Frames from the iCS that were not protocol, and records left out of frames."""
 
     # --- state -----------------------------------------------------------------
 
@@ -266,6 +283,7 @@ class IcsClient:
         if conn is not None and conn.session:
             with contextlib.suppress(ConnectionClosed):
                 await conn.ws.send(protocol.encode(Logout(conn.session)))
+        self._closing = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -294,7 +312,7 @@ class IcsClient:
         async for ws in connect(
             self.url,
             ping_interval=None,
-            max_size=None,
+            max_size=self.max_frame,
             open_timeout=self.silence_limit,
             reconnect_delays=delays,
             process_exception=self._fatal_on_first_attempt,
@@ -318,7 +336,10 @@ class IcsClient:
                 if self._state is LinkState.READY:
                     pause = 0.0
                 self._drop_connection()
-                ws.transport.abort()
+                if self._closing:
+                    ws.transport.close()  # the logout still goes out
+                else:
+                    reset(ws)
             await asyncio.sleep(pause)  # a link that never got ready: don't hammer the iCS
 
     def _drop_connection(self) -> None:
@@ -329,6 +350,10 @@ class IcsClient:
         if conn is None:
             return
         down = LinkDown(f"iCS link {self.url} lost before the iCS answered")
+        unconfirmed = WriteUnconfirmed(
+            f"unconfirmed: the iCS may still apply it (the link to {self.url} was lost "
+            "before the iCS confirmed it)"
+        )
         for waiter in (
             *conn.responses,
             *conn.scripts,
@@ -341,7 +366,7 @@ class IcsClient:
         for writes in self._writes.values():
             for write in writes:
                 if not write.done.done():
-                    write.done.set_exception(down)
+                    write.done.set_exception(unconfirmed)
 
     async def _serve_connection(self, ws: ClientConnection) -> None:
         conn = _Connection(ws)
@@ -417,8 +442,9 @@ class IcsClient:
             try:
                 messages = protocol.parse_server_frame(frame)
             except ProtocolError as exc:
-                self.protocol_errors += 1
-                log.warning("ignored a malformed frame from %s: %s: %.200r", self.url, exc, frame)
+                self.malformed(
+                    "ignored a malformed frame from %s: %s: %.200r", self.url, exc, frame
+                )
                 continue
             for message in messages:
                 self._dispatch(conn, message)
@@ -427,7 +453,14 @@ class IcsClient:
 
     def _dispatch(self, conn: _Connection, message: protocol.ServerMessage) -> None:
         match message:
-            case ItemRecords(records=records, kind=kind):
+            case ItemRecords(records=records, kind=kind, rejected=rejected):
+                if rejected:
+                    self.malformed(
+                        "left out %d malformed records from %s, the first: %s",
+                        len(rejected),
+                        self.url,
+                        rejected[0],
+                    )
                 updates = self.cache.apply(records)
                 if self._writes:
                     self._confirm(updates)
@@ -534,17 +567,23 @@ class IcsClient:
         write = _Write(key, value, spec.access.readable, asyncio.get_running_loop().create_future())
         self._writes.setdefault(key, []).append(write)
         conn.acks.append(write)
+        limit = timeout or self.write_timeout
+        packet = Packet(Command.SET_ITEM, Selector(*key.path), key.item, text, unit)
         try:
-            packet = Packet(Command.SET_ITEM, Selector(*key.path), key.item, text, unit)
-            await conn.ws.send(protocol.encode(protocol.Request(conn.session, (packet,))))
-            async with asyncio.timeout(timeout or self.write_timeout):
+            async with asyncio.timeout(limit):
+                await conn.ws.send(protocol.encode(protocol.Request(conn.session, (packet,))))
                 return await write.done
         except TimeoutError:
+            reset(conn.ws)
             raise WriteTimeout(
-                f"{key}: no confirmation within {timeout or self.write_timeout:g} s"
+                f"unconfirmed: the iCS may still apply it (no confirmation within {limit:g} s; "
+                "the link is reset, so frames still queued on it are dropped)"
             ) from None
         except ConnectionClosed:
-            raise LinkDown(f"iCS link {self.url} lost while writing {key}") from None
+            raise WriteUnconfirmed(
+                f"unconfirmed: the iCS may still apply it (the link to {self.url} closed "
+                "while it was sent)"
+            ) from None
         finally:
             pending = self._writes[key]
             pending.remove(write)
@@ -611,6 +650,21 @@ class IcsClient:
         finally:
             for placeholder in placeholders:
                 conn.raw.pop(placeholder, None)
+
+
+def reset(ws: ClientConnection) -> None:
+    """End a connection at once with a TCP reset, not a close: what is still queued on it,
+    in this host's send buffer or unread in the iCS's, is dropped and never applied."""
+    transport = ws.transport
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RESET)
+    transport.abort()
+
+
+LINGER_RESET = struct.pack("ii", 1, 0)
+"""SO_LINGER on, with no time to linger: close sends a reset."""
 
 
 def _expect_answers(

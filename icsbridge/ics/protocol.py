@@ -165,11 +165,14 @@ class ItemRecord(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class ItemRecords:
-    """Item values: a `response` to a request or an unsolicited `info` push."""
+    """Item values: a `response` to a request or an unsolicited `info` push.
+
+    A record that does not parse is left out on its own; `rejected` says why."""
 
     session: str
     records: tuple[ItemRecord, ...]
     kind: Literal["response", "info"] = "info"
+    rejected: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,16 +216,25 @@ Message = ClientMessage | ServerMessage
 # --- encoding ----------------------------------------------------------------------
 
 
+PLAIN_DIGITS: Final = 15
+"""Significant digits a float keeps on the wire: all a double holds for sure."""
+PLAIN_DECIMALS: Final = 12
+"""Decimal places a float keeps on the wire: a pico unit (pA, pV) is the finest."""
+PLAIN_LIMIT: Final = 1e15
+"""Magnitude from which a float has no plain form of `PLAIN_DIGITS` digits."""
+
+
 def format_value(value: bool | int | float | str) -> str:
-    """A value as the wire string the iCS expects: booleans as 0/1, no exponents."""
+    """A value as the wire string the iCS expects: booleans as 0/1, numbers in a plain,
+    short form: no exponent, at most 15 significant digits and 12 decimals."""
     if isinstance(value, bool):
         return "1" if value else "0"
     if isinstance(value, float):
-        if value != value or value in (float("inf"), float("-inf")):
+        if not abs(value) < PLAIN_LIMIT:  # NaN too
             raise ProtocolError(f"cannot send {value!r}")
-        if value.is_integer() and abs(value) < 1e15:
-            return str(int(value))
-        return format(Decimal(repr(value)), "f")
+        digits = format(Decimal(format(value, f".{PLAIN_DIGITS}g")), f".{PLAIN_DECIMALS}f")
+        plain = digits.rstrip("0").rstrip(".") if "." in digits else digits
+        return "0" if plain == "-0" else plain
     return str(value)
 
 
@@ -547,18 +559,23 @@ def _server_messages(envelope: dict[str, Any]) -> Iterator[ServerMessage]:
     match kind:
         case "response" | "info":
             records: list[ItemRecord] = []
+            rejected: list[str] = []
             for event in _list(envelope, "c"):
                 if not isinstance(event, dict):
-                    raise ProtocolError(f"event is not an object: {event!r:.80}")
+                    rejected.append(f"event is not an object: {event!r:.80}")
+                    continue
                 name = event.get("e", "itemUpdated")
                 if name == "itemUpdated":
-                    records.append(parse_record(event.get("d")))
+                    try:
+                        records.append(parse_record(event.get("d")))
+                    except ProtocolError as exc:
+                        rejected.append(str(exc))
                 elif name == "connection-error":
                     detail = event.get("d")
                     message = _text(detail, "m", "") if isinstance(detail, dict) else str(detail)
                     yield SessionError(session, message)
-            if records or kind == "response":
-                yield ItemRecords(session, tuple(records), kind)
+            if records or rejected or kind == "response":
+                yield ItemRecords(session, tuple(records), kind, tuple(rejected))
         case "trigger" | "login":
             yield Trigger(session, str(envelope.get("trigger", "true")).lower() != "false")
         case "heartbeat":

@@ -24,14 +24,41 @@ def _as_bool(text: str) -> bool:
     raise ValueError(f"not a boolean: {text!r:.40}")
 
 
+INT_MIN, INT_MAX = -(1 << 31), (1 << 31) - 1
+"""What an iCS int item holds, and what CA's LONG and OPC UA's Int32 carry."""
+
+
 def _as_int(text: str) -> int:
     try:
-        return int(text)
+        number = int(text)
     except ValueError:
-        number = float(text)
-        if not number.is_integer():
+        real = float(text)
+        if not real.is_integer():
             raise
+        number = int(real)
+    if not INT_MIN <= number <= INT_MAX:
+        raise ValueError(f"{text!r:.40} is beyond 32 bits")
+    return number
+
+
+def parse_number(text: str) -> int | float:
+    """A number a person typed: an int if it is written as one, else a float."""
+    word = text.strip()
+    if not word:
+        raise ValueError("empty text is no number")
+    try:
+        return int(word)
+    except ValueError:
+        return float(word)
+
+
+def integral(number: int | float) -> int:
+    """The number as an int, if it is a whole number."""
+    if isinstance(number, float):
+        if not math.isfinite(number) or not number.is_integer():
+            raise ValueError(f"{number!r} is not a whole number")
         return int(number)
+    return number
 
 
 def decoder(type_: ValueType | None, unit: str) -> tuple[Decoder, str]:
@@ -50,7 +77,7 @@ def decoder(type_: ValueType | None, unit: str) -> tuple[Decoder, str]:
     if type_ is ValueType.INT:
         if known is None or known.scale == 1:
             return _as_int, base
-        return (lambda text: round(known.to_base(float(text)))), base
+        return (lambda text: _as_int(str(round(known.to_base(float(text)))))), base
     if type_ is ValueType.TEXT or (type_ is None and known is None):
         return str, base
     if known is None or known.scale == 1:
@@ -78,10 +105,11 @@ def coerce(type_: ValueType, value: object) -> Value:
             if number and math.isfinite(value):  # type: ignore[arg-type]
                 return float(value)  # type: ignore[arg-type]
         case ValueType.INT:
-            if isinstance(value, int) and not isinstance(value, bool):
-                return value
-            if isinstance(value, float) and value.is_integer():
-                return int(value)
+            whole = value if isinstance(value, int) and not isinstance(value, bool) else None
+            if isinstance(value, float) and value.is_integer():  # never NaN nor infinite
+                whole = int(value)
+            if whole is not None and INT_MIN <= whole <= INT_MAX:
+                return whole
         case ValueType.BOOL:
             if isinstance(value, bool) or (isinstance(value, int | float) and value in (0, 1)):
                 return bool(value)

@@ -25,7 +25,7 @@ from icsbridge.core.faces import ItemWriter, Link
 from icsbridge.core.freezer import Freezer
 from icsbridge.core.writes import AccessRefused, RangeRefused, TypeRefused, subject
 from icsbridge.ics.cache import Update, newest
-from icsbridge.ics.client import LinkDown, LinkState, WriteRejected, WriteTimeout
+from icsbridge.ics.client import LinkDown, LinkState, WriteRejected, WriteUnconfirmed
 from icsbridge.mapping.document import Mapping
 from icsbridge.model import ItemKey
 
@@ -49,7 +49,7 @@ REFUSALS: tuple[tuple[type[Exception], int], ...] = (
     (RangeRefused, Status.BadOutOfRange),
     (AccessRefused, Status.BadNotWritable),
     (LinkDown, Status.BadCommunicationError),
-    (WriteTimeout, Status.BadTimeout),
+    (WriteUnconfirmed, Status.BadTimeout),
     (WriteRejected, Status.BadOutOfRange),
 )
 """The status code a client gets for each way a write can fail."""

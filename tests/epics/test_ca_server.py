@@ -10,6 +10,8 @@ from pathlib import Path
 
 import epics
 import pytest
+from caproto import ErrorResponseReceived
+from caproto.sync.client import write as ca_write
 from epics import ca, dbr
 
 from icsbridge.epics.database import write_templates
@@ -46,8 +48,32 @@ def bridge(sim: SimThread) -> Iterator[BridgeProcess]:
     process.stop()
 
 
-def put_status(name: str, value: object, timeout: float = 10.0) -> int:
-    """Put with callback (like `caput -c`) and return the status the server reported."""
+DBR_CTYPES = {
+    dbr.CHAR: ctypes.c_uint8,
+    dbr.SHORT: ctypes.c_int16,
+    dbr.ENUM: ctypes.c_uint16,
+    dbr.LONG: ctypes.c_int32,
+    dbr.FLOAT: ctypes.c_float,
+    dbr.DOUBLE: ctypes.c_double,
+}
+
+
+def read_until(name: str, expected: object, timeout: float = 10.0) -> object:
+    """The PV's value once it is `expected`, or the last one read when `timeout` has passed
+    (for PVs the bridge updates on a period, such as its health PVs)."""
+    deadline = time.monotonic() + timeout
+    while (value := epics.caget(name, use_monitor=False)) != expected:
+        if time.monotonic() > deadline:
+            break
+        ca.poll(evt=0.05)
+    return value
+
+
+def put_status(name: str, value: object, timeout: float = 10.0, ftype: int | None = None) -> int:
+    """Put with callback (like `caput -c`) and return the status the server reported.
+
+    The value goes as DBR_STRING, DBR_LONG (ints to ENUM and LONG PVs) or DBR_DOUBLE, or as
+    `ftype` when given (DBR_CHAR, DBR_SHORT, DBR_FLOAT, DBR_ENUM too)."""
     pv = epics.PV(name)
     assert pv.wait_for_connection(5), f"{name} did not connect"
     done = threading.Event()
@@ -58,16 +84,18 @@ def put_status(name: str, value: object, timeout: float = 10.0) -> int:
         done.set()
 
     callback = dbr.make_callback(completed, dbr.event_handler_args)
-    ftype, count = pv.ftype, 1
-    if isinstance(value, str):
-        data = (ctypes.c_char * 40)(*value.encode()[:39])
-        ftype = dbr.STRING
-    elif isinstance(value, int) and pv.ftype in (dbr.ENUM, dbr.LONG, dbr.TIME_ENUM):
-        data = (ctypes.c_int32 * 1)(value)
-        ftype = dbr.LONG
+    count = 1
+    if ftype is None:
+        if isinstance(value, str):
+            ftype = dbr.STRING
+        elif isinstance(value, int) and pv.ftype in (dbr.ENUM, dbr.LONG, dbr.TIME_ENUM):
+            ftype = dbr.LONG
+        else:
+            ftype = dbr.DOUBLE
+    if ftype == dbr.STRING:
+        data = (ctypes.c_char * 40)(*str(value).encode()[:39])
     else:
-        data = (ctypes.c_double * 1)(float(value))  # type: ignore[arg-type]
-        ftype = dbr.DOUBLE
+        data = (DBR_CTYPES[ftype] * 1)(value)
     ret = ca.libca.ca_array_put_callback(ftype, count, pv.chid, data, callback, None)
     if ret != ECA_NORMAL:
         return int(ret)  # refused by libca itself, e.g. ECA_NOWTACCESS
@@ -208,15 +236,72 @@ def test_refused_writes_fail_and_send_nothing(
     assert sim.set_items() == before
 
 
-def test_a_write_the_ics_does_not_confirm_in_time_fails(
+NAN, HUGE = float("nan"), 1e308
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "ftype", "reason"),
+    [
+        ("Control:setEmergency", NAN, dbr.DOUBLE, "not a whole number"),
+        ("DelayedTripAction", NAN, dbr.DOUBLE, "not a whole number"),
+        ("DelayedTripAction", -HUGE, dbr.DOUBLE, "no state index"),
+        ("Control:setOn", NAN, dbr.DOUBLE, "not a whole number"),
+        ("Control:setOn", 0.5, dbr.DOUBLE, "not a whole number"),
+        ("Control:setOn", HUGE, dbr.DOUBLE, "no state index"),
+        ("Control:setOn", 2, dbr.SHORT, "no state index"),
+        ("Control:setOn", "maybe", dbr.STRING, "none of"),
+        ("VoltageSet", "", dbr.STRING, "empty text"),
+        ("VoltageSet", NAN, dbr.DOUBLE, "not a float"),
+        ("VoltageSet", float("inf"), dbr.FLOAT, "not a float"),
+        ("DelayedTripTime", 10.5, dbr.DOUBLE, "not a whole number"),
+        ("DelayedTripTime", HUGE, dbr.DOUBLE, "not a int"),
+    ],
+)
+def test_puts_of_any_type_are_checked_as_the_items_own(
+    sim: SimThread, bridge: BridgeProcess, name: str, value: object, ftype: int, reason: str
+) -> None:
+    before = sim.set_items()
+    assert put_status(f"{P}0:2:3:{name}", value, ftype=ftype) != ECA_NORMAL
+    bridge.wait_for_log(rf"0:2:3:{name} .* refused: .*{reason}")
+    assert sim.set_items() == before
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "ftype", "sent"),
+    [
+        ("Control:setOn", 0.0, dbr.DOUBLE, "0"),  # switching off stays possible in any type
+        ("Control:setOn", "0", dbr.STRING, "0"),
+        ("Control:setOn", "off", dbr.STRING, "0"),
+        ("Control:setOn", 0, dbr.CHAR, "0"),
+        ("Control:setEmergency", 1.0, dbr.FLOAT, "1"),
+        ("VoltageSet", 5e-324, dbr.DOUBLE, "0"),  # a plain, short number
+        ("VoltageSet", " 12.5 ", dbr.STRING, "12.5"),
+        ("DelayedTripTime", 250.0, dbr.DOUBLE, "250"),
+    ],
+)
+def test_puts_of_any_type_that_fit_go_out_in_the_items_own_form(
+    sim: SimThread, bridge: BridgeProcess, name: str, value: object, ftype: int, sent: str
+) -> None:
+    assert put_status(f"{P}0:2:4:{name}", value, ftype=ftype) == ECA_NORMAL
+    assert sim.set_items()[-1].value == sent
+
+
+def test_a_write_the_ics_does_not_confirm_is_unconfirmed_and_a_late_application_told(
     sim: SimThread, bridge: BridgeProcess
 ) -> None:
-    sim.call(lambda: setattr(sim.sim.faults, "reply_delay", 5.0))
+    late = epics.caget(f"{P}Bridge:LateWrites", use_monitor=False)
+    sim.call(lambda: setattr(sim.sim.faults, "reply_delay", 4.0))  # applies it after 4 s
     try:
-        assert put_status(f"{P}0:2:2:VoltageSet", 42.0) != ECA_NORMAL
-        bridge.wait_for_log(r"0:2:2:VoltageSet .* failed: .*no confirmation within 3 s")
+        with pytest.raises(ErrorResponseReceived, match="unconfirmed: the iCS may still apply"):
+            ca_write(f"{P}0:2:2:VoltageSet", [42.0], notify=True, timeout=10, repeater=False)
+        bridge.wait_for_log(r"0:2:2:VoltageSet .* -> 42.0 unconfirmed: the iCS may still apply")
     finally:
         sim.call(lambda: setattr(sim.sim.faults, "reply_delay", 0.0))
+    bridge.wait_for_log(
+        r"0:2:2:VoltageSet .* 42.0, reported unconfirmed, applied late: .* 42.0", 20
+    )
+    assert read_until(f"{P}Bridge:LateWrites", late + 1) == late + 1
+    assert epics.caget(f"{P}0:2:2:VoltageSet", use_monitor=False) == 42.0
 
 
 def test_read_only_items_refuse_writes(sim: SimThread, bridge: BridgeProcess) -> None:

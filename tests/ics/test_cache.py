@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 
 import pytest
 
@@ -34,13 +35,13 @@ def test_values_arrive_typed_in_base_units(
     item: str, value: str, unit: str, expected: object, base: str
 ) -> None:
     cache = Cache()
-    cache.apply([ItemRecord(CHANNEL, item, value, unit, 1.0)])
+    cache.apply([ItemRecord(CHANNEL, item, value, unit, 1.7e9)])
     update = cache.get(ItemKey(0, 3, 5, item))
     assert update is not None
     assert update.value == pytest.approx(expected)
     assert type(update.value) is type(expected)
     assert update.unit == base
-    assert update.time == 1.0
+    assert update.time == 1.7e9
 
 
 def test_temperatures_in_c_or_degrees_c() -> None:
@@ -101,7 +102,41 @@ def test_items_the_catalog_does_not_know_are_kept() -> None:
 def test_an_item_keeps_one_key_with_its_name_interned() -> None:
     cache = Cache()
     name = "".join(["Status.", "voltageMeasure"])  # not the catalog's string
-    first = cache.apply([ItemRecord(CHANNEL, name, "1.0", "V", 1.0)])[0].key
-    again = cache.apply([ItemRecord(CHANNEL, name[:], "2.0", "V", 2.0)])[0].key
+    first = cache.apply([ItemRecord(CHANNEL, name, "1.0", "V", 1.7e9)])[0].key
+    again = cache.apply([ItemRecord(CHANNEL, name[:], "2.0", "V", 1.8e9)])[0].key
     assert again is first and first.item is sys.intern(name)
-    assert cache.get(ItemKey(0, 3, 5, name)) == Update(first, 2.0, "V", 2.0)
+    assert cache.get(ItemKey(0, 3, 5, name)) == Update(first, 2.0, "V", 1.8e9)
+
+
+@pytest.mark.parametrize("stamp", [-1.0, 100.0, 631_151_999.0, 4_294_967_296.0, 1e308])
+def test_a_time_stamp_no_face_can_show_is_replaced_by_the_arrival(stamp: float) -> None:
+    cache = Cache()
+    before = time.time()
+    (update,) = cache.apply([ItemRecord(CHANNEL, "Status.voltageMeasure", "5", "V", stamp)])
+    assert update.value == 5.0
+    assert before <= update.time <= time.time()
+    assert cache.restamped.count == 1
+
+
+@pytest.mark.parametrize("text", ["2147483648", "-2147483649", "9" * 400, "1e30"])
+def test_an_int_beyond_32_bits_is_dropped(text: str) -> None:
+    cache = Cache()
+    records = [
+        ItemRecord(CHANNEL, "Setup.delayedTripTime", text, "ms"),
+        ItemRecord(CHANNEL, "Setup.delayedTripAction", "2147483647", ""),
+    ]
+    assert [u.value for u in cache.apply(records)] == [2147483647]
+    assert cache.dropped.count == 1
+
+
+def test_once_admitted_only_those_items_are_kept() -> None:
+    cache = Cache()
+    served = ItemKey(0, 3, 5, "Status.voltageMeasure")
+    cache.apply([ItemRecord(ItemPath(0, 9, 9), "Status.voltageMeasure", "1", "V")])
+    cache.admit([served])
+    assert len(cache) == 0
+    strangers = [ItemRecord(ItemPath(7, 7, c), "Status.voltageMeasure", "1", "V") for c in range(9)]
+    updates = cache.apply([*strangers, ItemRecord(CHANNEL, "Status.voltageMeasure", "2", "V")])
+    assert [u.key for u in updates] == [served] and len(cache) == 1
+    assert updates[0].key is served
+    assert cache.strangers.count == 9

@@ -10,10 +10,10 @@ import pytest
 from icsbridge.catalog import ModuleKind
 from icsbridge.ics.client import (
     IcsClient,
-    LinkDown,
     LinkState,
     WriteRejected,
     WriteTimeout,
+    WriteUnconfirmed,
 )
 from icsbridge.ics.protocol import Command, Packet, Request
 from icsbridge.ics.sim.server import Simulator
@@ -234,16 +234,18 @@ async def test_replies_later_than_the_timeout_fail_the_write(sim: Simulator, hw:
         await hw.set_item(key(ItemPath(0, 2, 5), "Control.voltageSet"), 80.0, timeout=0.1)
 
 
-async def test_a_write_in_flight_when_the_link_drops_fails(sim: Simulator, hw: IcsClient) -> None:
+async def test_a_write_in_flight_when_the_link_drops_is_unconfirmed_never_sent_again(
+    sim: Simulator, hw: IcsClient
+) -> None:
     sim.faults.reply_delay = 0.5
     write = asyncio.create_task(hw.set_item(key(ItemPath(0, 2, 6), "Control.voltageSet"), 9.0))
     await eventually(lambda: any(p.item == "Control.voltageSet" for p in set_packets(sim)))
     sim.faults.drop_all()
-    with pytest.raises(LinkDown):
+    with pytest.raises(WriteUnconfirmed, match="unconfirmed: the iCS may still apply it"):
         await write
     sim.faults.reply_delay = 0.0
     await hw.wait_for_state(LinkState.READY)
-    assert sim.model.value(key(ItemPath(0, 2, 6), "Control.voltageSet")) != 9.0
+    assert [p.value for p in set_packets(sim) if p.item == "Control.voltageSet"] == ["9"]
 
 
 WRITE_VALUES = {

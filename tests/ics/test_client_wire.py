@@ -69,7 +69,7 @@ async def test_malformed_frames_are_skipped_and_the_link_stays_up(
     async with IcsClient(await scripted(script), "admin", "password") as client:
         updates = await client.subscribe([(Selector(0, 3, 5), "Status.voltageMeasure")])
         assert [u.value for u in updates] == [1200.0]
-        assert client.protocol_errors == 2
+        assert client.malformed.count == 2
         assert client.state is LinkState.READY
 
 

@@ -194,21 +194,33 @@ def test_connection_error_and_login_refusal() -> None:
     assert parse_server_frame(refused) == [Trigger("", accepted=False)]
 
 
-@pytest.mark.parametrize(
-    "frame",
-    [
-        '{"t":"info","c":[{"e":"itemUpdated","d":{"p":{"l":"x"},"i":"A.b","v":"1"}}]}',
-        '{"t":"info","c":[{"e":"itemUpdated","d":{"p":{"l":"","a":"3"},"i":"A.b","v":"1"}}]}',
-        '{"t":"info","c":[{"e":"itemUpdated","d":{"p":{"l":"0"},"i":"","v":"1"}}]}',
-        '{"t":"info","c":[{"e":"itemUpdated","d":{"p":{"l":"0"},"i":"A.b","t":"soon"}}]}',
-        '{"t":"teleport"}',
-        "[1, 2]",
-        "{",
-    ],
-)
+@pytest.mark.parametrize("frame", ['{"t":"teleport"}', "[1, 2]", "{"])
 def test_invalid_frames_name_the_problem(frame: str) -> None:
     with pytest.raises(ProtocolError):
         parse_server_frame(frame)
+
+
+@pytest.mark.parametrize(
+    ("record", "reason"),
+    [
+        ('{"p":{"l":"x"},"i":"A.b","v":"1"}', "line is not a number"),
+        ('{"p":{"l":"0","a":"-3","c":""},"i":"A.b","v":"1"}', "address is not a number"),
+        ('{"p":{"l":"","a":"3"},"i":"A.b","v":"1"}', "path without a line"),
+        ('{"p":{"l":"0"},"i":"","v":"1"}', "record without an item name"),
+        ('{"p":{"l":"0"},"i":"A.b","t":"soon"}', "bad time stamp"),
+        ('{"p":{"l":"0"},"i":"A.b","t":"nan"}', "bad time stamp"),
+        ('{"p":{"l":"0"},"i":"A.b","v":{"x":1}}', "'v' is not a string"),
+        ('"itemUpdated"', "record is not an object"),
+    ],
+)
+def test_a_bad_record_is_left_out_on_its_own(record: str, reason: str) -> None:
+    good = '{"p":{"l":"0","a":"3","c":"5"},"i":"Status.on","v":"1","u":"","t":"1.5e9"}'
+    events = ",".join(f'{{"e":"itemUpdated","d":{d}}}' for d in (good, record, good))
+    (message,) = parse_server_frame(f'{{"i":"s","t":"info","c":[{events}]}}')
+    assert isinstance(message, ItemRecords)
+    assert [r.item for r in message.records] == ["Status.on", "Status.on"]
+    (rejected,) = message.rejected
+    assert reason in rejected
 
 
 def test_requests_are_batched_at_most_100_packets() -> None:

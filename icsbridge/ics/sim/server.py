@@ -97,6 +97,12 @@ class Faults:
         for conn in list(self._connections):
             conn.ws.transport.abort()
 
+    def send_raw(self, frame: str) -> None:
+        """Send every connection this frame as it is: what a broken or hostile iCS sends."""
+        for conn in list(self._connections):
+            with contextlib.suppress(asyncio.QueueFull):
+                conn.queue.put_nowait(frame)
+
     def burst(self, count: int) -> None:
         """Send every websocket session one info frame of `count` records at once."""
         self._deliver(self._service.burst(count))
