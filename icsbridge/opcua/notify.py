@@ -37,23 +37,26 @@ _MASK = 0x0F
 """DataValue encoding mask: value, status code, source and server timestamps."""
 _FULL = bytes((_MASK,))
 _STATUS_AND_TIMES = struct.Struct("<Iqq")
-_SCALARS = {
-    kind: struct.Struct(f"<BB{code}Iqq")
-    for kind, code in (
-        (ua.VariantType.Double, "d"),
-        (ua.VariantType.Int32, "i"),
-        (ua.VariantType.UInt32, "I"),
-        (ua.VariantType.Boolean, "?"),
-    )
+_CODES = {
+    ua.VariantType.Double: "d",
+    ua.VariantType.Int32: "i",
+    ua.VariantType.UInt32: "I",
+    ua.VariantType.Boolean: "?",
 }
+_SCALARS = {kind: struct.Struct(f"<BB{code}Iqq") for kind, code in _CODES.items()}
 """A whole DataValue of a scalar of these types, in one pack: mask, type, value, status,
 source and server times."""
+_ALONE = {kind: struct.Struct(f"<{code}") for kind, code in _CODES.items()}
+"""A scalar of these types alone, packed as in `_SCALARS`."""
 _COUNT = struct.Struct("<i")
 _HANDLE = struct.Struct("<I")
 _NO_DIAGNOSTICS = _COUNT.pack(0)
 _DATA_CHANGE = ua.NodeId(ua.ObjectIds.DataChangeNotification_Encoding_DefaultBinary)
 _TO_1601 = 11_644_473_600
 """Seconds from 1601-01-01, where OPC UA times count from, to the UNIX epoch."""
+_LAST_SECOND = 253_402_300_799.0
+"""The UNIX time of 9999-12-31 23:59:59 UTC, from which on every OPC UA DateTime is the same
+largest one (Part 6, 5.2.2.5)."""
 
 
 def ticks(time: float) -> int:
@@ -61,6 +64,22 @@ def ticks(time: float) -> int:
     asyncua encodes `datetime.fromtimestamp(time, UTC)`: to the microsecond, half to even."""
     seconds = math.floor(time)
     return ((seconds + _TO_1601) * 1_000_000 + round((time - seconds) * 1e6)) * 10
+
+
+def in_range(time: float) -> bool:
+    """Whether a UNIX time is one that OPC UA and `ticks` carry: from 1970 to the last second
+    of 9999 (not NaN, not infinite)."""
+    return 0.0 <= time < _LAST_SECOND
+
+
+def check_encodes(value: ua.Variant) -> None:
+    """Raise what encoding the variant would raise (as `SharedValue.binary` or asyncua
+    encode it), if anything: a value its type cannot hold."""
+    alone = _ALONE.get(value.VariantType)
+    if alone is not None and not value.is_array:
+        alone.pack(value.Value)
+    else:
+        variant_to_binary(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,18 +121,18 @@ class SharedValue(ua.DataValue):
     def stamped(
         cls, value: ua.Variant, status: ua.StatusCode, source: float | None, now: Now
     ) -> SharedValue:
-        """A value with its status and times (source time None: now), made without the
-        dataclass's `__init__`, for a fifth of the time."""
+        """A value with its status and times, made without the dataclass's `__init__`, for a
+        fifth of the time. A source time that is None, or not `in_range`, becomes the server
+        time `now`: OPC UA has no DateTime for it."""
         made: Any = _new(cls)  # its fields set as the dataclass would set them
         made.Encoding, made.Value, made.StatusCode = 0, value, status
         made.SourcePicoseconds = made.ServerPicoseconds = None
         made.ServerTimestamp = now.time
-        if source is None:
+        if source is None or not in_range(source):
             made.SourceTimestamp = now.time
         else:
             made.SourceTimestamp = datetime.fromtimestamp(source, UTC)
-            if source >= 0:  # what `ticks` covers
-                made._times = source, now.ticks
+            made._times = source, now.ticks
         return made  # type: ignore[no-any-return]
 
     def __deepcopy__(self, memo: dict[int, object]) -> SharedValue:

@@ -3,7 +3,8 @@
 Client writes of item values go through the bridge's one write path and are answered only
 once the iCS confirmed them; everything else a client writes goes to asyncua as usual.
 One task publishes values and link quality for all variables: every change in order, the
-newest value of each item only when it falls far behind.
+newest value of each item only when it falls far behind. A value its variable cannot hold is
+published as such, on its own, and should the task itself ever fail it starts over.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 import functools
 import gc
 import logging
+import reprlib
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -26,12 +28,14 @@ from icsbridge.core.freezer import Freezer
 from icsbridge.core.writes import AccessRefused, RangeRefused, TypeRefused, subject
 from icsbridge.ics.cache import Update, newest
 from icsbridge.ics.client import LinkDown, LinkState, WriteRejected, WriteUnconfirmed
+from icsbridge.logs import Throttle
 from icsbridge.mapping.document import Mapping
 from icsbridge.model import ItemKey
 
 from .attributes import own
 from .certificates import default_application_uri
-from .notify import Now, SharedValue, encode_datachanges, set_value
+from .limits import LIMITS, LimitedServer, Limits
+from .notify import Now, SharedValue, check_encodes, encode_datachanges, in_range, set_value
 from .process import DEFAULT_ENDPOINT
 from .space import ADMIN, Space, Variable, build
 from .users import display_name, may_write, may_write_attributes
@@ -42,6 +46,9 @@ YIELD_EVERY = 500
 """Variables published before the publisher lets other tasks run."""
 COALESCE_ABOVE = 50_000
 """Updates waiting beyond which the publisher keeps only the newest value of each item."""
+RESTART_PAUSES = (0.1, 60.0)
+"""Seconds before a failed publisher starts over: the first, doubling while it keeps
+failing, and the longest (also the run after which a failure counts as the first again)."""
 
 Status = ua.StatusCodes
 REFUSALS: tuple[tuple[type[Exception], int], ...] = (
@@ -56,7 +63,12 @@ REFUSALS: tuple[tuple[type[Exception], int], ...] = (
 
 
 class UaServer:
-    """The OPC UA face of one iCS."""
+    """The OPC UA face of one iCS.
+
+    `endpoint` is where it listens (default `DEFAULT_ENDPOINT`), `secure` sets up its
+    security (default none), `limits` caps sessions, subscriptions, monitored items and
+    message sizes (default `limits.LIMITS`, sized for a 100,000-item site).
+    """
 
     def __init__(
         self,
@@ -66,19 +78,26 @@ class UaServer:
         *,
         endpoint: str = DEFAULT_ENDPOINT,
         secure: Callable[[Server], Awaitable[None]] | None = None,
+        limits: Limits = LIMITS,
     ) -> None:
         self.client = client
         self.mapping = mapping
         self.writer = writer
         self.endpoint = endpoint
         self._secure = secure
-        self.server = Server()
+        self.server = LimitedServer(limits)
         self.space = Space(0, {})
         self._values: dict[ItemKey, tuple[Variable, AttributeValue]] = {}
         self._pending: list[Update] = []
         self._link_changed = True
         self._wake = asyncio.Event()
         self._freezer = Freezer()
+        self.bad_values = Throttle(log)
+        """Values a variable cannot hold, published as null and BadOutOfRange."""
+        self.bad_times = Throttle(log)
+        """Source times OPC UA cannot carry, published as the server time."""
+        self.unpublished = Throttle(log, level=logging.ERROR)
+        """Values that failed to publish for any other reason."""
 
     async def setup(self) -> Space:
         """Build the address space and the security settings; does not listen yet."""
@@ -108,7 +127,8 @@ class UaServer:
     # --- values from the iCS -------------------------------------------------------------
 
     def _take(self, updates: Sequence[Update]) -> None:
-        self._pending += updates  # the publisher skips items without a variable
+        if not self._link_changed:  # else the publisher takes every latest value anyway
+            self._pending += updates  # the publisher skips items without a variable
         self._wake.set()
 
     def _link(self, state: LinkState) -> None:
@@ -122,6 +142,24 @@ class UaServer:
         if self.client.silent:
             return ua.StatusCode(Status.UncertainLastUsableValue)
         return ua.StatusCode(Status.Good)
+
+    async def _publishing(self) -> None:
+        """Run the publisher; should it ever fail, say so with the traceback and start it
+        over after a pause (`RESTART_PAUSES`), republishing every value."""
+        loop = asyncio.get_running_loop()
+        first, longest = RESTART_PAUSES
+        pause = 0.0
+        while True:
+            started = loop.time()
+            try:
+                await self._publish()
+            except Exception:
+                log.exception("the OPC UA publisher failed; it starts over, with every value")
+            calm = loop.time() - started > longest
+            pause = first if calm or not pause else min(2 * pause, longest)
+            await asyncio.sleep(pause)
+            self._link_changed = True
+            self._wake.set()
 
     async def _publish(self) -> None:
         """The one publisher: new values, and the link's quality on every variable."""
@@ -139,22 +177,50 @@ class UaServer:
             elif len(pending) > COALESCE_ABOVE:  # behind: only the newest value of each item
                 pending = newest(pending)
             now = Now.read()
-            bad = status.is_bad()  # a null value then, as Part 4 §7.7.1 wants
             for count, update in enumerate(pending, 1):
                 target = values.get(update.key)
                 if target is None:
                     continue
                 variable, attribute = target
                 try:
-                    value = SharedValue.stamped(
-                        NULL if bad else variable.to_ua(update.value), status, update.time, now
-                    )
+                    value = self._stamped(variable, update, status, now)
                     for callback, handle in set_value(attribute, value):
                         await callback(handle, value)
-                except Exception:
-                    log.exception("could not publish %s", variable.node.Identifier)
+                except Exception as exc:
+                    self.unpublished("could not publish %s: %r", variable.node.Identifier, exc)
+                    log.debug("could not publish %s", variable.node.Identifier, exc_info=True)
                 if count % YIELD_EVERY == 0:
                     await asyncio.sleep(0)
+
+    def _stamped(
+        self, variable: Variable, update: Update, status: ua.StatusCode, now: Now
+    ) -> SharedValue:
+        """An update as its variable's value, checked to encode, so that a value that does
+        not never reaches a subscription or a read: a null one while the link is bad (Part 4
+        §7.7.1), a null one with BadOutOfRange if the variable cannot hold it, and the server
+        time `now` for a source time OPC UA cannot carry; each of those counted and logged."""
+        source = update.time
+        if source is not None and not in_range(source):
+            self.bad_times(
+                "%s: source time %s out of range, the server time used instead",
+                variable.node.Identifier,
+                _shown(source),
+            )
+        if status.is_bad():
+            return SharedValue.stamped(NULL, status, source, now)
+        try:
+            value = variable.to_ua(update.value)
+            check_encodes(value)
+        except Exception as exc:
+            self.bad_values(
+                "%s: %s is no %s (%s): published as BadOutOfRange",
+                variable.node.Identifier,
+                _shown(update.value),
+                variable.variant.name,
+                exc,
+            )
+            return SharedValue.stamped(NULL, OUT_OF_RANGE, source, now)
+        return SharedValue.stamped(value, status, source, now)
 
     def _freezing(
         self, create: Callable[[ua.CreateMonitoredItemsParameters], Awaitable[list[Any]]]
@@ -234,7 +300,7 @@ class UaServer:
         stop_updates = self.client.cache.subscribe(self._take)
         stop_states = self.client.on_state(self._link)
         self._wake.set()
-        publisher = asyncio.create_task(self._publish(), name="opcua-publish")
+        publisher = asyncio.create_task(self._publishing(), name="opcua-publish")
         try:
             async with self.server:
                 log.info(
@@ -269,4 +335,12 @@ def _encoding(
     return create_encoding
 
 
+def _shown(value: object) -> str:
+    """A value as the log shows it: short, whatever its size."""
+    if isinstance(value, int) and value.bit_length() > 64:
+        return f"an integer of {value.bit_length()} bits"
+    return reprlib.repr(value)
+
+
 NULL = ua.Variant(None, ua.VariantType.Null)
+OUT_OF_RANGE = ua.StatusCode(Status.BadOutOfRange)

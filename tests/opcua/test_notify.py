@@ -4,6 +4,7 @@ asyncua decides; notifications are encoded byte for byte as asyncua encodes them
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -15,7 +16,16 @@ from asyncua.ua import AttributeIds
 from asyncua.ua.ua_binary import extensionobject_to_binary, struct_to_binary
 from asyncua.ua.uatypes import datetime_to_win_epoch
 
-from icsbridge.opcua.notify import Now, SharedValue, encode_datachanges, set_value, ticks, variant
+from icsbridge.opcua.notify import (
+    Now,
+    SharedValue,
+    check_encodes,
+    encode_datachanges,
+    in_range,
+    set_value,
+    ticks,
+    variant,
+)
 
 from conftest import free_port
 
@@ -148,6 +158,60 @@ def test_a_stamped_value_is_the_value_the_dataclass_makes_and_encodes_alike(
     assert value == plain.Value and repr(value) == repr(plain.Value)
     assert all(getattr(shared, field) == getattr(plain, field) for field in plain.__slots__)
     assert shared.binary == struct_to_binary(plain)
+
+
+@pytest.mark.parametrize(
+    "source", [-1.0, -1e12, 253_402_300_799.0, 1e20, 1e308, math.nan, math.inf]
+)
+def test_a_source_time_opc_ua_cannot_carry_is_the_server_time(source: float) -> None:
+    now = Now.read()
+    shared = SharedValue.stamped(variant(1.5, ua.VariantType.Double), ua.StatusCode(0), source, now)
+    assert not in_range(source)
+    assert shared.SourceTimestamp == shared.ServerTimestamp == now.time
+    assert shared.binary == struct_to_binary(shared)
+
+
+def test_times_from_1970_to_the_last_second_of_9999_are_carried() -> None:
+    for time in (0.0, 100.0, 1_796_000_000.5, 253_402_300_798.5):
+        assert in_range(time)
+        assert ticks(time) == datetime_to_win_epoch(datetime.fromtimestamp(time, UTC)), time
+
+
+Kind = ua.VariantType
+CHECKED = [
+    (1.5, Kind.Double, True),
+    (10**400, Kind.Double, False),
+    ("1.5", Kind.Double, False),
+    (-(2**31), Kind.Int32, True),
+    (2**31, Kind.Int32, False),
+    (1.5, Kind.Int32, False),
+    (2**32 - 1, Kind.UInt32, True),
+    (-1, Kind.UInt32, False),
+    (True, Kind.Boolean, True),
+    ("on", Kind.String, True),
+    (5, Kind.String, False),
+    ("\ud800", Kind.String, False),  # a lone surrogate has no UTF-8
+]
+
+
+@pytest.mark.parametrize(
+    ("value", "kind", "fits"), CHECKED, ids=[f"{k.name}-{n}" for n, (_, k, _) in enumerate(CHECKED)]
+)
+def test_a_value_is_checked_to_encode_as_its_encoding_would_tell(
+    value: object, kind: ua.VariantType, fits: bool
+) -> None:
+    made = variant(value, kind)
+    shared = SharedValue.stamped(made, ua.StatusCode(0), 1_796_000_000.0, Now.read())
+    for encode in (
+        lambda: check_encodes(made),
+        lambda: shared.binary,
+        lambda: struct_to_binary(shared),
+    ):
+        if fits:
+            encode()
+        else:
+            with pytest.raises(Exception):  # noqa: B017  whatever the packer raises
+                encode()
 
 
 def test_queued_data_changes_are_encoded_as_asyncua_encodes_them() -> None:

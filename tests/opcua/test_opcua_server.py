@@ -1,22 +1,36 @@
-"""`icsbridge serve` over OPC UA, read, browsed and subscribed with asyncua's client."""
+"""`icsbridge serve` over OPC UA, read, browsed and subscribed with asyncua's client; and
+`UaServer` in this process, fed values no iCS would send, as the OPC UA process feeds it."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import math
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import epics
 import pytest
 from asyncua import Client, ua
 from nodeopcua import node_opcua_async
 
+from icsbridge.catalog import ValueType
+from icsbridge.core import pipe
+from icsbridge.core.mirror import Mirror
+from icsbridge.ics.client import LinkState
 from icsbridge.ics.sim.topology import Topology
+from icsbridge.mapping.build import rebuild
+from icsbridge.mapping.document import Mapping, load
 from icsbridge.model import ItemKey
+from icsbridge.opcua import server as ua_server
+from icsbridge.opcua.notify import Now
+from icsbridge.opcua.server import UaServer
 
-from conftest import BridgeProcess, SimThread, free_port
+from conftest import BridgeProcess, SimThread, eventually, free_port
 
 MAPPING = Path(__file__).parents[2] / "mappings" / "default.yaml"
 
@@ -456,3 +470,186 @@ async def test_a_silent_link_is_uncertain_with_the_last_value_then_bad(
         sim.call(lambda: setattr(sim.sim.faults, "silent", False))
     await handler.until(lambda: handler.values[-1][1].StatusCode.is_good())
     await subscription.delete()
+
+
+# --- UaServer in this process, fed through a Mirror ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def small() -> Mapping:
+    """The default mapping cut to its first module: quick to serve."""
+    whole = load(MAPPING)
+    return rebuild(whole.model_copy(update={"modules": whole.modules[:1]}))
+
+
+class Face:
+    """A `UaServer` in this process, fed through a `Mirror` as the OPC UA process feeds it."""
+
+    def __init__(self, mapping: Mapping, **options: Any) -> None:
+        keys = [entry.key for entry in mapping.items]
+        self.index = {key: at for at, key in enumerate(keys)}
+        self.mirror = Mirror(keys, lambda message: None)
+        self.mirror.start(pipe.Start(mapping, pipe.LinkChange(LinkState.READY, False), [], {}))
+        self.url = f"opc.tcp://127.0.0.1:{free_port()}/icsbridge/"
+        self.server = UaServer(self.mirror, mapping, self.mirror, endpoint=self.url, **options)
+
+    def put(self, *updates: tuple[ItemKey, object, float | None]) -> None:
+        """New values of items, with their iCS times, as the bridge sends them."""
+        rows = [(self.index[key], value, "", time) for key, value, time in updates]
+        self.mirror.take(pipe.Values(rows))  # type: ignore[arg-type]
+
+    def lose_link(self) -> None:
+        self.mirror.take(pipe.LinkChange(LinkState.LOST, False))
+
+    def node(self, client: Client, key: ItemKey) -> Any:
+        return client.get_node(self.server.space.variables[key].node)
+
+
+@pytest.fixture
+async def face(small: Mapping) -> AsyncIterator[Face]:
+    served = Face(small)
+    await served.server.setup()
+    serving = asyncio.create_task(served.server.run())
+    try:
+        await listening(served.url)
+        yield served
+    finally:
+        serving.cancel()
+        await asyncio.gather(serving, return_exceptions=True)
+
+
+async def listening(url: str) -> None:
+    """Wait until a server takes connections at `url`."""
+    host, port = url.split("//")[1].split("/")[0].split(":")
+    async with asyncio.timeout(20):
+        while True:
+            try:
+                _, writer = await asyncio.open_connection(host, int(port))
+            except OSError:
+                await asyncio.sleep(0.02)
+                continue
+            writer.close()
+            return
+
+
+def keys_of(mapping: Mapping, kind: ValueType, count: int) -> list[ItemKey]:
+    """The first `count` items of a type, without states."""
+    return [e.key for e in mapping.items if e.type is kind and not e.states][:count]
+
+
+def tracebacks(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The log records of this process that carry a traceback."""
+    return [r.getMessage() for r in caplog.records if r.exc_info and r.levelno > logging.DEBUG]
+
+
+GOOD_TIME = 1_796_000_000.0
+BAD_TIMES = [-1.0, 1e308, 1e20, math.nan, math.inf]
+"""iCS times OPC UA cannot carry: before 1970, past 9999, no number."""
+
+
+async def test_values_no_variable_can_hold_are_refused_each_on_its_own(
+    face: Face, small: Mapping, caplog: pytest.LogCaptureFixture
+) -> None:
+    ints = keys_of(small, ValueType.INT, 4)
+    floats = keys_of(small, ValueType.FLOAT, len(BAD_TIMES) + 1)
+    (text,) = keys_of(small, ValueType.TEXT, 1)
+    watched = [*ints, *floats, text]
+    handler = Changes()
+    async with Client(face.url) as client:
+        nodes = {str(face.server.space.variables[key].node): key for key in watched}
+        subscription = await client.create_subscription(20, handler)
+        await subscription.subscribe_data_change(
+            [face.node(client, key) for key in watched], queuesize=10
+        )
+
+        def latest() -> dict[ItemKey, ua.DataValue]:
+            return {nodes[str(node.nodeid)]: data for node, data in handler.nodes}
+
+        await handler.until(lambda: len(latest()) == len(watched))
+        face.put(
+            (ints[0], 10**400, GOOD_TIME),
+            (ints[1], 2**31, GOOD_TIME),
+            (ints[2], 1.5, GOOD_TIME),  # a float for an Int32
+            (text, 5, GOOD_TIME),  # a number for a String
+            (ints[3], 42, GOOD_TIME),
+            *[
+                (key, 1.0 + n, t)
+                for n, (key, t) in enumerate(zip(floats[:-1], BAD_TIMES, strict=True))
+            ],
+            (floats[-1], 100.5, 100.0),  # 1970-01-01 00:01:40: early, but a time
+        )
+        out_of_range = ua.StatusCodes.BadOutOfRange
+        await handler.until(lambda: latest()[ints[3]].Value.Value == 42)
+        await handler.until(lambda: latest()[floats[-1]].Value.Value == 100.5)
+        now = latest()
+        for key in (*ints[:3], text):
+            assert now[key].StatusCode.value == out_of_range and now[key].Value.Value is None
+        for n, key in enumerate(floats[:-1]):
+            assert now[key].Value.Value == 1.0 + n and now[key].StatusCode.is_good()
+            assert now[key].SourceTimestamp == now[key].ServerTimestamp  # the server time
+        early = now[floats[-1]].SourceTimestamp
+        assert early.replace(tzinfo=UTC) == datetime(1970, 1, 1, 0, 1, 40, tzinfo=UTC)
+        read = await face.node(client, ints[0]).read_data_value(raise_on_bad_status=False)
+        assert read.StatusCode.value == out_of_range
+        face.put((ints[0], 7, GOOD_TIME), (ints[1], -8, GOOD_TIME), (floats[0], 9.5, GOOD_TIME))
+        await handler.until(
+            lambda: [latest()[k].Value.Value for k in (ints[0], ints[1], floats[0])] == [7, -8, 9.5]
+        )
+        face.lose_link()
+        communication = ua.StatusCodes.BadCommunicationError
+        await handler.until(
+            lambda: {data.StatusCode.value for data in latest().values()} == {communication}
+        )
+    assert face.server.bad_values.count == 4
+    assert face.server.bad_times.count >= len(BAD_TIMES)
+    assert not tracebacks(caplog)
+
+
+async def test_node_opcua_hears_a_refused_value_and_the_next(face: Face, small: Mapping) -> None:
+    key = keys_of(small, ValueType.INT, 1)[0]
+    ident = f"nsu=urn:icsbridge;s={face.server.space.variables[key].node.Identifier}"
+
+    def on_event(event: dict[str, Any]) -> None:
+        if event.get("event") == "subscribed":
+            face.put((key, 2**40, 1e20))
+            face.put((key, 12, GOOD_TIME))
+
+    heard = await node_opcua_async(
+        {"command": "subscribe", "endpoint": face.url, "nodeIds": [ident], "count": 3}
+        | {"publishingInterval": 20, "events": True},
+        timeout=30,
+        on_event=on_event,
+    )
+    _, refused, later = heard["notifications"]
+    assert (refused["statusCode"], refused["value"]) == ("BadOutOfRange", None)
+    assert (later["statusCode"], later["value"]) == ("Good", 12)
+
+
+async def test_a_failed_publisher_says_so_and_starts_over(
+    face: Face, small: Mapping, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = keys_of(small, ValueType.FLOAT, 1)[0]
+    handler = Changes()
+    async with Client(face.url) as client:
+        subscription = await client.create_subscription(20, handler)
+        await subscription.subscribe_data_change(face.node(client, key))
+        await handler.until(lambda: handler.values)
+
+        class FailingOnce(Now):
+            failed = False
+
+            @classmethod
+            def read(cls) -> Now:
+                if not cls.failed:
+                    cls.failed = True
+                    raise RuntimeError("the clock broke")
+                return Now.read()
+
+        monkeypatch.setattr(ua_server, "Now", FailingOnce)
+        face.put((key, 3.25, GOOD_TIME))
+        await eventually(lambda: FailingOnce.failed)
+        face.put((key, 4.5, GOOD_TIME))
+        await handler.until(lambda: handler.values[-1][0] == 4.5)
+    failures = [r for r in caplog.records if r.name == ua_server.__name__ and r.exc_info]
+    assert len(failures) == 1 and failures[0].levelno == logging.ERROR
+    assert "the clock broke" in caplog.text
