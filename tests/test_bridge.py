@@ -10,18 +10,26 @@ import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import epics
 import pytest
 from asyncua import Client, ua
+from asyncua import sync as ua_sync
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from icsbridge.ics.sim.topology import Topology
+from icsbridge.mapping import document
+from icsbridge.model import ItemKey
 
 from conftest import BridgeProcess, SimThread, eventually, free_port
 
 MAPPING = Path(__file__).parents[1] / "mappings" / "default.yaml"
 PV = "ISEG:5230102:0:2:5:VoltageSet"
 NODE = "0.2.5.Control.voltageSet"
+SENTINEL_PV = "ISEG:5230102:0:2:6:VoltageSet"
+SENTINEL_NODE = "0.2.6.Control.voltageSet"
 INVALID = 3
 
 
@@ -57,9 +65,15 @@ def bridge(
     process.stop()
 
 
-def record(value: str, stamp: str = "1.7e9", address: str = "2", item: str = "Control.voltageSet"):
-    """One itemUpdated event of channel 0.<address>.5."""
-    path = {"l": "0", "a": address, "c": "5"}
+def record(
+    value: str,
+    stamp: str = "1.7e9",
+    address: str = "2",
+    item: str = "Control.voltageSet",
+    channel: str = "5",
+) -> dict[str, object]:
+    """One itemUpdated event of channel 0.<address>.<channel>."""
+    path = {"l": "0", "a": address, "c": channel}
     return {"e": "itemUpdated", "d": {"p": path, "i": item, "v": value, "u": "V", "t": stamp}}
 
 
@@ -68,13 +82,13 @@ def frame(*events: dict[str, object]) -> str:
 
 
 class Watch:
-    """What a libca monitor of the set point has received: values and severities."""
+    """What a libca monitor of a set point has received: values and severities."""
 
-    def __init__(self) -> None:
+    def __init__(self, name: str = PV) -> None:
         self.values: list[float] = []
         self.severities: list[int] = []
         self.changed = threading.Condition()
-        self.pv = epics.PV(PV, form="time", callback=self._take, auto_monitor=True)
+        self.pv = epics.PV(name, form="time", callback=self._take, auto_monitor=True)
         assert self.pv.wait_for_connection(5)
 
     def _take(self, value: float, severity: int, **_: object) -> None:
@@ -89,13 +103,22 @@ class Watch:
 
 
 class Notes:
-    """What an OPC UA subscription of the set point has received."""
+    """What an OPC UA subscription of a set point has received."""
 
     def __init__(self) -> None:
         self.values: list[ua.DataValue] = []
+        self.changed = threading.Condition()
 
     def datachange_notification(self, node: object, value: object, data: object) -> None:
-        self.values.append(data.monitored_item.Value)  # type: ignore[attr-defined]
+        with self.changed:
+            self.values.append(data.monitored_item.Value)  # type: ignore[attr-defined]
+            self.changed.notify_all()
+
+    def wait_for_value(self, value: float, timeout: float = 10.0) -> bool:
+        with self.changed:
+            return self.changed.wait_for(
+                lambda: any(v.Value.Value == value for v in self.values), timeout
+            )
 
 
 async def test_odd_records_stop_no_face_and_a_later_loss_still_reaches_every_client(
@@ -135,3 +158,82 @@ async def test_odd_records_stop_no_face_and_a_later_loss_still_reaches_every_cli
     log = "".join(bridge.log)
     assert "Traceback" not in log
     assert "stamped on arrival" in log and "beyond 32 bits" in log and "left out" in log
+
+
+# --- any records at all --------------------------------------------------------------------
+
+SERVED = ("Control.voltageSet", "Status.voltageMeasure", "Setup.delayedTripTime",
+          "Setup.delayedTripAction", "Control.on", "Status.runningState")  # fmt: skip
+JSON_SCALARS = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12)
+NUMBERS_AS_TEXT = (
+    st.floats().map(repr)
+    | st.integers(min_value=-(10**400), max_value=10**400).map(str)
+    | st.sampled_from(["", "nan", "-inf", "1e999", "0x10", " 5 ", "1_000", "true"])
+)
+STAMPS = st.floats(min_value=-1e12, max_value=1e12).map(repr) | st.sampled_from(
+    ["-1", "100", "1e308", "1.7e9", "4294967296", "631152000"]
+)
+"""Time stamps, most of them odd: before 1990, after 2106."""
+PARTS = st.sampled_from(["0", "2", "5", "", "1000", "-1", "x", "99999999999999999999"]) | st.one_of(
+    st.integers(), st.none(), st.booleans()
+)
+
+
+def mostly(likely: st.SearchStrategy[Any], rest: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """`likely` three times in four, `rest` otherwise."""
+    return st.one_of(likely, likely, likely, rest)
+
+
+@st.composite
+def wild_records(draw: st.DrawFn) -> dict[str, object]:
+    """An itemUpdated event of any shape, most of it aimed at the items of channel 0.2.5."""
+    wild_path = st.fixed_dictionaries({"l": PARTS, "a": PARTS, "c": PARTS})
+    data: dict[str, object] = {
+        "p": draw(mostly(st.just({"l": "0", "a": "2", "c": "5"}), wild_path | JSON_SCALARS)),
+        "i": draw(mostly(st.sampled_from(SERVED), st.text(max_size=20) | JSON_SCALARS)),
+        "v": draw(mostly(NUMBERS_AS_TEXT, JSON_SCALARS | st.lists(JSON_SCALARS, max_size=2))),
+        "u": draw(mostly(st.sampled_from(["V", "kV", "", "A", "µA", "ms"]), JSON_SCALARS)),
+    }
+    data["t"] = draw(mostly(STAMPS, NUMBERS_AS_TEXT | JSON_SCALARS))
+    return {"e": draw(mostly(st.just("itemUpdated"), st.text(max_size=8))), "d": data}
+
+
+@pytest.fixture(scope="module")
+def sentinels(bridge: BridgeProcess, endpoint: str) -> Iterator[tuple[Watch, Notes]]:
+    """A libca monitor and an OPC UA subscription of a set point no wild record names,
+    beside monitors and subscriptions of every item the wild records aim at."""
+    watch, notes = Watch(SENTINEL_PV), Notes()
+    names = {entry.key: entry.pv for entry in document.load(MAPPING).items}
+    aimed = [ItemKey(0, 2, 5, item) for item in SERVED]
+    others = [epics.PV(names[key], form="time", auto_monitor=True) for key in aimed]
+    with ua_sync.Client(endpoint) as client:
+        ns = client.get_namespace_index("urn:icsbridge")
+        subscription = client.create_subscription(20, notes)
+        nodes = [ua.NodeId(str(key), ns) for key in aimed] + [ua.NodeId(SENTINEL_NODE, ns)]
+        subscription.subscribe_data_change([client.get_node(node) for node in nodes])
+        yield watch, notes
+    for pv in (watch.pv, *others):
+        pv.disconnect()
+
+
+SENT = iter(range(1, 1_000_000))
+
+
+@settings(
+    max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.lists(wild_records(), min_size=1, max_size=12))
+def test_any_records_leave_both_faces_publishing(
+    sim: SimThread,
+    bridge: BridgeProcess,
+    sentinels: tuple[Watch, Notes],
+    records: list[dict[str, object]],
+) -> None:
+    watch, notes = sentinels
+    mark = 1000.0 + next(SENT) / 8
+    sim.call(lambda: sim.sim.faults.send_raw(frame(*records)))
+    sim.call(lambda: sim.sim.faults.send_raw(frame(record(str(mark), channel="6"))))
+    assert watch.wait(lambda: mark in watch.values), "Channel Access stopped publishing"
+    assert notes.wait_for_value(mark), "OPC UA stopped publishing"
+    assert bridge.process.poll() is None
+    assert "Traceback" not in "".join(bridge.log)
