@@ -237,3 +237,27 @@ def test_any_records_leave_both_faces_publishing(
     assert notes.wait_for_value(mark), "OPC UA stopped publishing"
     assert bridge.process.poll() is None
     assert "Traceback" not in "".join(bridge.log)
+
+
+def test_a_flood_of_malformed_frames_is_logged_a_few_times_and_counted(
+    sim: SimThread, bridge: BridgeProcess, sentinels: tuple[Watch, Notes]
+) -> None:
+    watch, _ = sentinels
+    before = len(bridge.log)
+    flood = ["{not json", frame(record("1", address="-1")), json.dumps({"t": "teleport"})] * 3000
+    sim.call(lambda: [sim.sim.faults.send_raw(text) for text in flood])
+    mark = 999.5
+    sim.call(lambda: sim.sim.faults.send_raw(frame(record(str(mark), channel="6"))))
+    assert watch.wait(lambda: mark in watch.values)
+    lines = [line for line in bridge.log[before:] if "malformed" in line]
+    assert len(lines) <= 4, lines  # 9,000 lines before
+
+
+def test_the_health_pvs_are_read_only(bridge: BridgeProcess) -> None:
+    for name in ("LinkState", "FrameAge", "UpdateRate", "UnconfirmedWrites", "LateWrites"):
+        pv = epics.PV(f"ISEG:5230102:Bridge:{name}")
+        assert pv.wait_for_connection(5)
+        assert pv.read_access and not pv.write_access, name
+        with pytest.raises(epics.ca.CASeverityException, match="Write access denied"):
+            epics.ca.put(pv.chid, 1, wait=True)
+        pv.disconnect()
