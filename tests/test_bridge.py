@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import epics
+import psutil
 import pytest
 from asyncua import Client, ua
 from asyncua import sync as ua_sync
@@ -71,9 +72,10 @@ def record(
     address: str = "2",
     item: str = "Control.voltageSet",
     channel: str = "5",
+    line: str = "0",
 ) -> dict[str, object]:
-    """One itemUpdated event of channel 0.<address>.<channel>."""
-    path = {"l": "0", "a": address, "c": channel}
+    """One itemUpdated event of channel <line>.<address>.<channel>."""
+    path = {"l": line, "a": address, "c": channel}
     return {"e": "itemUpdated", "d": {"p": path, "i": item, "v": value, "u": "V", "t": stamp}}
 
 
@@ -261,3 +263,45 @@ def test_the_health_pvs_are_read_only(bridge: BridgeProcess) -> None:
         with pytest.raises(epics.ca.CASeverityException, match="Write access denied"):
             epics.ca.put(pv.chid, 1, wait=True)
         pv.disconnect()
+
+
+def strangers(first: int, count: int) -> str:
+    """One frame of `count` records of channels no mapping holds, numbered from `first`."""
+    numbers = range(first, first + count)
+    events = [
+        record("1.5", line="7", address=str(n // 1000), channel=str(n % 1000)) for n in numbers
+    ]
+    return frame(*events)
+
+
+def test_records_of_items_not_served_are_not_kept(
+    sim: SimThread, bridge: BridgeProcess, sentinels: tuple[Watch, Notes]
+) -> None:
+    watch, _ = sentinels
+    process = psutil.Process(bridge.process.pid)
+    sizes = []
+    for round_ in range(4):
+        text = strangers(round_ * 150_000, 150_000)  # 24 MB, under --max-frame
+        sim.call(lambda text=text: sim.sim.faults.send_raw(text))
+        mark = 2000.0 + round_
+        sim.call(lambda mark=mark: sim.sim.faults.send_raw(frame(record(str(mark), channel="6"))))
+        assert watch.wait(lambda mark=mark: mark in watch.values)
+        sizes.append(process.memory_info().rss)
+    growth = (sizes[-1] - sizes[1]) / 2**20
+    assert growth < 50, f"{growth:.0f} MiB more after 300,000 records of unknown items"
+
+
+def test_a_frame_above_the_limit_loses_the_link_before_it_is_read_whole(
+    sim: SimThread, bridge: BridgeProcess, sentinels: tuple[Watch, Notes]
+) -> None:
+    watch, _ = sentinels
+    process = psutil.Process(bridge.process.pid)
+    before = process.memory_info().rss
+    text = strangers(0, 260_000)  # 42 MB, over the default 32 MiB
+    sim.call(lambda: sim.sim.faults.send_raw(text))
+    bridge.wait_for_log(r"iCS link .* lost: .*message too big")
+    bridge.wait_for_log(r"iCS link .*: ready")
+    mark = 3000.0
+    sim.call(lambda: sim.sim.faults.send_raw(frame(record(str(mark), channel="6"))))
+    assert watch.wait(lambda: mark in watch.values)
+    assert (process.memory_info().rss - before) / 2**20 < 100

@@ -449,7 +449,9 @@ def parse_time(text: Any) -> float | None:
 
 _paths: dict[tuple[Any, Any, Any], ItemPath] = {}
 """Paths seen on the wire, by their raw parts: a record's path then costs one lookup."""
-_PATHS_MAX: Final = 1 << 20
+_PATHS_MAX: Final = 1 << 16
+"""Paths kept at most: more objects than any iCS has, few enough that a peer inventing
+paths cannot grow memory much (about 15 MiB)."""
 
 
 def parse_record(data: Any) -> ItemRecord:
