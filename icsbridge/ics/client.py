@@ -653,8 +653,9 @@ class IcsClient:
 
 
 def reset(ws: ClientConnection) -> None:
-    """End a connection at once with a TCP reset, not a close: what is still queued on it,
-    in this host's send buffer or unread in the iCS's, is dropped and never applied."""
+    """End a connection at once with a TCP reset, not a close: frames still in this host's
+    send buffer are dropped, never sent. (Frames already in the iCS's receive buffer it may
+    still read: Linux keeps that buffer across a reset. `core.unconfirmed` watches for them.)"""
     transport = ws.transport
     sock = transport.get_extra_info("socket")
     if sock is not None:
