@@ -505,6 +505,8 @@ class IcsClient:
         conn = self._conn
         if conn is None or self._state is not LinkState.READY:
             raise LinkDown(f"iCS link {self.url} is {self._state}: nothing sent")
+        if self._silent:  # what went out now might be read, and applied, minutes later
+            raise LinkDown(f"the iCS at {self.url} is silent: nothing sent")
         return conn
 
     async def _get_items(
@@ -550,7 +552,8 @@ class IcsClient:
 
         Sends a setItem with an explicit unit, then waits for the iCS's acknowledgement
         and for its readback of the item. Raises `LinkDown` at once if the link is not
-        ready (nothing is queued), `WriteRejected`, `WriteTimeout`, `KeyError` for an item
+        ready or the iCS is silent (nothing is queued), `WriteRejected`, `WriteUnconfirmed`
+        (`WriteTimeout`) when it went out without a confirmation, `KeyError` for an item
         the catalog does not know there, `PermissionError` for a read-only item and
         `TypeError` for a value of the wrong type.
         """

@@ -165,6 +165,19 @@ async def test_a_quiet_link_is_silent_before_it_is_lost(sim: Simulator) -> None:
         await client.wait_for_state(LinkState.READY)
 
 
+async def test_nothing_is_sent_to_a_silent_ics(sim: Simulator) -> None:
+    async with make_client(sim, heartbeat=0.2, missed_heartbeats=20) as client:
+        silent = asyncio.Event()
+        client.on_state(lambda state: client.silent and silent.set())
+        sim.faults.silent = True
+        await silent.wait()
+        with pytest.raises(LinkDown, match="is silent: nothing sent"):
+            await client.set_item(ItemKey(0, 2, 1, "Control.voltageSet"), 12.0)
+        sent = [p for m in sim.received if isinstance(m, Request) for p in m.packets]
+        assert not [p for p in sent if p.command is Command.SET_ITEM]
+        sim.faults.silent = False
+
+
 async def test_a_stall_of_this_process_is_no_silence_of_the_ics(sim: Simulator) -> None:
     async with make_client(sim, heartbeat=0.1, missed_heartbeats=3) as client:
         await client.subscribe([(Selector(0, "*", "*"), "Status.voltageMeasure")])
