@@ -49,6 +49,10 @@ from icsbridge.model import ItemKey, Level
 
 log = logging.getLogger(__name__)
 
+SWITCHING_OFF = frozenset({("Control.on", False), ("Control.emergency", True)})
+"""Writes that only switch high voltage off: sent even to a silent iCS, since applied late
+they do no harm, and nothing may keep high voltage from being switched off."""
+
 MAX_FRAME = 32 * 1024 * 1024
 """Bytes a frame from the iCS may hold by default: four times the largest a bridge is sent
 at 100k items (8.6 MB, the answer to its subscription: `bench/largest_frame.py`)."""
@@ -501,11 +505,11 @@ class IcsClient:
 
     # --- requests --------------------------------------------------------------
 
-    def _ready(self) -> _Connection:
+    def _ready(self, *, even_if_silent: bool = False) -> _Connection:
         conn = self._conn
         if conn is None or self._state is not LinkState.READY:
             raise LinkDown(f"iCS link {self.url} is {self._state}: nothing sent")
-        if self._silent:  # what went out now might be read, and applied, minutes later
+        if self._silent and not even_if_silent:  # it might be read, and applied, much later
             raise LinkDown(f"the iCS at {self.url} is silent: nothing sent")
         return conn
 
@@ -552,7 +556,8 @@ class IcsClient:
 
         Sends a setItem with an explicit unit, then waits for the iCS's acknowledgement
         and for its readback of the item. Raises `LinkDown` at once if the link is not
-        ready or the iCS is silent (nothing is queued), `WriteRejected`, `WriteUnconfirmed`
+        ready or the iCS is silent (nothing is queued; `SWITCHING_OFF` writes still go to a
+        silent iCS), `WriteRejected`, `WriteUnconfirmed`
         (`WriteTimeout`) when it went out without a confirmation, `KeyError` for an item
         the catalog does not know there, `PermissionError` for a read-only item and
         `TypeError` for a value of the wrong type.
@@ -563,10 +568,11 @@ class IcsClient:
         if not spec.access.writable:
             raise PermissionError(f"{key}: read-only item")
         text, unit = values.encode(spec, value)
-        self._ready()
+        switching_off = (key.item, value) in SWITCHING_OFF
+        self._ready(even_if_silent=switching_off)
         if spec.access.readable:
             await self._watch(key)
-        conn = self._ready()
+        conn = self._ready(even_if_silent=switching_off)
         write = _Write(key, value, spec.access.readable, asyncio.get_running_loop().create_future())
         self._writes.setdefault(key, []).append(write)
         conn.acks.append(write)

@@ -7,7 +7,14 @@ import time
 
 import pytest
 
-from icsbridge.ics.client import IcsClient, LinkDown, LinkState, LoginRefused, WriteRejected
+from icsbridge.ics.client import (
+    IcsClient,
+    LinkDown,
+    LinkState,
+    LoginRefused,
+    WriteRejected,
+    WriteTimeout,
+)
 from icsbridge.ics.protocol import Command, Request, Selector
 from icsbridge.ics.sim.server import Simulator
 from icsbridge.model import CRATE_ADDRESS, ItemKey, ItemPath
@@ -167,14 +174,17 @@ async def test_a_quiet_link_is_silent_before_it_is_lost(sim: Simulator) -> None:
 
 async def test_nothing_is_sent_to_a_silent_ics(sim: Simulator) -> None:
     async with make_client(sim, heartbeat=0.2, missed_heartbeats=20) as client:
+        await client.subscribe_all()  # as the bridge does: a write then sends its setItem only
         silent = asyncio.Event()
         client.on_state(lambda state: client.silent and silent.set())
         sim.faults.silent = True
         await silent.wait()
         with pytest.raises(LinkDown, match="is silent: nothing sent"):
             await client.set_item(ItemKey(0, 2, 1, "Control.voltageSet"), 12.0)
+        with pytest.raises(WriteTimeout, match="unconfirmed"):  # switching off always goes out
+            await client.set_item(ItemKey(0, 2, 1, "Control.on"), False, timeout=0.2)
         sent = [p for m in sim.received if isinstance(m, Request) for p in m.packets]
-        assert not [p for p in sent if p.command is Command.SET_ITEM]
+        assert [p.item for p in sent if p.command is Command.SET_ITEM] == ["Control.on"]
         sim.faults.silent = False
 
 
