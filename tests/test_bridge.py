@@ -355,3 +355,14 @@ def test_a_write_to_a_stopped_ics_is_unconfirmed_and_its_late_application_told(
         assert epics.caget(name, use_monitor=False) == before + 123.0
     finally:
         bridge.stop()
+
+
+def test_a_user_name_cannot_forge_a_line_of_the_write_log(
+    bridge: BridgeProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    forged = "eve\n2026-12-04 10:00:00,000 INFO icsbridge.core.writes: write forged confirmed"
+    monkeypatch.setenv("LOGNAME", forged)  # the CA client name caproto's client sends
+    ca_write("ISEG:5230102:0:2:3:VoltageSet", [17.5], notify=True, timeout=10, repeater=False)
+    line = bridge.wait_for_log(r"write .*0:2:3:VoltageSet .* by eve").string
+    assert "eve\\n2026-12-04 10:00:00,000 INFO" in line and line.endswith("confirmed 17.5\n")
+    assert not any(entry.startswith("2026-12-04 10:00:00,000") for entry in bridge.log)
