@@ -22,8 +22,9 @@ import psutil
 import pytest
 from asyncua import Client, ua
 from asyncua import sync as ua_sync
-from caproto import ErrorResponseReceived
+from caproto import ChannelType, ErrorResponseReceived
 from caproto.sync.client import write as ca_write
+from caproto.threading.client import Context as CaContext
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -366,3 +367,17 @@ def test_a_user_name_cannot_forge_a_line_of_the_write_log(
     line = bridge.wait_for_log(r"write .*0:2:3:VoltageSet .* by eve").string
     assert "eve\\n2026-12-04 10:00:00,000 INFO" in line and line.endswith("confirmed 17.5\n")
     assert not any(entry.startswith("2026-12-04 10:00:00,000") for entry in bridge.log)
+
+
+def test_refused_puts_leave_one_log_line_each_and_no_traceback(bridge: BridgeProcess) -> None:
+    before = len(bridge.log)
+    with CaContext() as context:
+        (pv,) = context.get_pvs("ISEG:5230102:0:2:3:Control:setEmergency")
+        pv.wait_for_connection(timeout=10)
+        for _ in range(200):
+            pv.write([float("nan")], data_type=ChannelType.DOUBLE, wait=False)
+        for _ in range(200):
+            bridge.wait_for_log(r"setEmergency .* refused: .*not a whole number")
+    lines = bridge.log[before:]
+    assert sum("setEmergency" in line for line in lines) == 200
+    assert not [line for line in lines if "Traceback" in line or "Invalid write" in line]
