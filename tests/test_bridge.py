@@ -23,6 +23,7 @@ import pytest
 from asyncua import Client, ua
 from asyncua import sync as ua_sync
 from caproto import ChannelType, ErrorResponseReceived
+from caproto.sync.client import read as ca_read
 from caproto.sync.client import write as ca_write
 from caproto.threading.client import Context as CaContext
 from hypothesis import HealthCheck, given, settings
@@ -336,13 +337,17 @@ def stoppable_ics() -> Iterator[tuple[subprocess.Popen[bytes], str]]:
 
 
 def test_a_write_to_a_stopped_ics_is_unconfirmed_and_its_late_application_told(
-    stoppable_ics: tuple[subprocess.Popen[bytes], str],
+    stoppable_ics: tuple[subprocess.Popen[bytes], str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ics, url = stoppable_ics
-    bridge = BridgeProcess(url, "--mapping", str(MAPPING), "--write-timeout", "1")
+    port = str(free_port())  # a CA port of its own, beside the module's bridge
+    ports = {"EPICS_CA_SERVER_PORT": port, "EPICS_CAS_SERVER_PORT": port}
+    for variable, value in ports.items():
+        monkeypatch.setenv(variable, value)
+    bridge = BridgeProcess(url, "--mapping", str(MAPPING), "--write-timeout", "1", env=ports)
     try:
         name = "ISEG:5230102:0:2:7:VoltageSet"
-        before = epics.caget(name, use_monitor=False)
+        (before,) = ca_read(name, timeout=10, repeater=False).data
         ics.send_signal(signal.SIGSTOP)
         try:
             with pytest.raises(ErrorResponseReceived, match="unconfirmed: the iCS may still"):
@@ -353,7 +358,7 @@ def test_a_write_to_a_stopped_ics_is_unconfirmed_and_its_late_application_told(
         # The setItem reached the iCS's socket before the reset: on Linux its receive queue
         # outlives a reset, so the iCS reads and applies it on resuming. The bridge says so.
         bridge.wait_for_log(r"7:VoltageSet .* reported unconfirmed, applied late: .* 123")
-        assert epics.caget(name, use_monitor=False) == before + 123.0
+        assert ca_read(name, timeout=10, repeater=False).data[0] == before + 123.0
     finally:
         bridge.stop()
 
