@@ -11,14 +11,14 @@ from caproto import ChannelType
 class RawClient:
     """A CA client on a plain socket that can stop reading, to play a stuck display."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, host: str = "test") -> None:
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         self.sock.connect(("127.0.0.1", port))
         self.circuit = ca.VirtualCircuit(ca.CLIENT, ("127.0.0.1", port), priority=0)
         self.send(
             ca.VersionRequest(0, ca.DEFAULT_PROTOCOL_VERSION),
-            ca.HostNameRequest("test"),
+            ca.HostNameRequest(host),
             ca.ClientNameRequest("test"),
         )
 
@@ -47,6 +47,19 @@ class RawClient:
             assert data, f"the server closed the circuit after {commands}"
             commands += self._commands(data)
         return commands
+
+    def closed_by_server(self, timeout: float = 5.0) -> bool:
+        """Whether the server closes the circuit within `timeout` s of quiet; what it sends
+        until then is dropped."""
+        self.sock.settimeout(timeout)
+        try:
+            while self.sock.recv(65536):
+                pass
+        except TimeoutError:
+            return False
+        except ConnectionResetError:
+            pass
+        return True
 
     def _commands(self, data: bytes) -> list[object]:
         """The commands in `data`, taken into the client circuit's state."""
