@@ -40,14 +40,17 @@ YIELD_EVERY = 2000
 """PVs published before the publisher sends what it has and lets other tasks run."""
 
 
-class PutFailures(logging.Filter):
-    """caproto logs every failed put with a traceback; the bridge logs its own refusals and
-    failed writes once, in the write log, so those go, and other failures lose the
-    traceback: a peer must not fill the log."""
+class PeerTracebacks(logging.Filter):
+    """caproto logs a traceback for some of what a CA client sends: every failed put, and
+    alarm fields out of range in a put's metadata. The bridge logs its own refusals and
+    failed writes once, in the write log, so those go; the others lose the traceback: a
+    peer must not fill the log."""
+
+    PREFIXES = ("Invalid write request", "Invalid alarm")
 
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
-        if error is None or not str(record.msg).startswith("Invalid write request"):
+        if error is None or not str(record.msg).startswith(self.PREFIXES):
             return True
         if isinstance(error, WriteRefused | IcsError):
             return False
@@ -56,8 +59,9 @@ class PutFailures(logging.Filter):
         return True
 
 
-PUT_FAILURES = PutFailures()
-logging.getLogger("caproto.circ").addFilter(PUT_FAILURES)
+PEER_TRACEBACKS = PeerTracebacks()
+for _name in ("caproto.circ", "caproto"):  # circuits, and the DBR metadata of puts
+    logging.getLogger(_name).addFilter(PEER_TRACEBACKS)
 
 
 class _Health:
