@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 import pytest
-from caproto import DBR_STS_DOUBLE
+from caproto import DBR_TYPES, ChannelType
 
 from icsbridge.core.writes import TypeRefused
 from icsbridge.epics import server  # noqa: F401 (installs the filter)
@@ -14,7 +14,7 @@ from icsbridge.epics import server  # noqa: F401 (installs the filter)
 def test_alarm_fields_out_of_range_in_a_put_log_no_traceback(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    metadata = DBR_STS_DOUBLE(status=999, severity=77)
+    metadata = DBR_TYPES[ChannelType.STS_DOUBLE](status=999, severity=77)
     with caplog.at_level(logging.WARNING, logger="caproto"):
         metadata.to_dict()
     messages = [record.getMessage() for record in caplog.records]
