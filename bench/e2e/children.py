@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,7 +48,8 @@ class Child:
     """A subprocess whose stdout lines queue up and whose stderr is kept (its tail) and searched.
 
     `patterns` maps names to regular expressions; the first stderr line matching each is
-    recorded with its time, for `wait_for`.
+    recorded with its time, for `wait_for`. `on_stderr`, if given, is called with every
+    stderr line (from the reading thread).
     """
 
     def __init__(
@@ -59,8 +61,10 @@ class Child:
         stdin: bool = False,
         merge_stderr: bool = False,
         patterns: dict[str, str] | None = None,
+        on_stderr: Callable[[str], None] | None = None,
     ) -> None:
         self.name = name
+        self._on_stderr = on_stderr
         self.started = time.monotonic()
         self.process = subprocess.Popen(
             command,
@@ -92,6 +96,8 @@ class Child:
         assert self.process.stderr is not None
         for line in self.process.stderr:
             self.tail.append(line.rstrip("\n"))
+            if self._on_stderr is not None:
+                self._on_stderr(line.rstrip("\n"))
             for key, pattern in self._patterns.items():
                 if key not in self.found and (match := pattern.search(line)):
                     with self._found:

@@ -108,11 +108,15 @@ def key_text(entry: ItemEntry) -> str:
 
 
 def start_simulator(
-    modules: int, channels: int, readings: int | None, timeout: float
+    modules: int,
+    channels: int,
+    readings: int | None,
+    timeout: float,
+    env: dict[str, str] | None = None,
 ) -> tuple[Child, str]:
     """The simulator driver with a uniform quiet topology, churning every channel reading
-    or the first `readings`; it and its URL."""
+    or the first `readings`, with `env` added to its environment; it and its URL."""
     driver = str(Path(__file__).parent / "sim_driver.py")
     command = python_command(driver, str(modules), str(channels), str(readings or 0))
-    child = Child("simulator", command, child_env({}), stdin=True)
+    child = Child("simulator", command, child_env(env or {}), stdin=True)
     return child, str(child.reply(timeout)["url"])
