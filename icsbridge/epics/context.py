@@ -187,6 +187,18 @@ class StrictCircuit(VirtualCircuit):
             raise ca.RemoteProtocolError(f"no data type {command.header.data_type}")
         self.circuit.process_command(command)
 
+    async def _cull_subscriptions(self, db_entry: Any, func: Any) -> Any:
+        """Remove subscriptions as caproto does, then the lists they leave empty: caproto
+        keeps one for every kind of subscription a circuit (and the context) ever had, so a
+        display opening and closing screens on one circuit grew the bridge without bound."""
+        removed = await super()._cull_subscriptions(db_entry, func)
+        shared = self.context.subscriptions
+        for spec, _ in removed:
+            for kept in (self.subscriptions, shared, self.subscriptions_to_resend):
+                if spec in kept and not kept[spec]:
+                    del kept[spec]
+        return removed
+
     def _failed(self, command: Any, exc: Exception) -> list[ca.ErrorResponse] | None:
         """The server's own failure on a command: logged with its traceback, as caproto does,
         and answered with an error if the command is on a channel."""

@@ -342,6 +342,29 @@ async def test_a_refused_channel_leaves_nothing_behind(no_task_leaks: None) -> N
         client.sock.close()
 
 
+async def test_a_circuit_keeps_nothing_of_the_subscriptions_it_cancelled(
+    no_task_leaks: None,
+) -> None:
+    names = [f"TEST:PV{i}" for i in range(200)]
+    async with serving(doubles(["TEST:PV", *names])) as (context, port):
+        client = RawClient(port)
+        await asyncio.to_thread(client.take, 1)  # the version
+        channels = [ca.ClientChannel(name, client.circuit) for name in names]
+        client.send(*(channel.create() for channel in channels))
+        await asyncio.to_thread(client.take, 2 * len(channels))
+        for kind in (ca.ChannelType.DOUBLE, ca.ChannelType.TIME_DOUBLE):  # two specs each
+            client.send(
+                *(c.subscribe(data_type=kind, subscriptionid=i) for i, c in enumerate(channels))
+            )
+            await asyncio.to_thread(client.take, len(channels))
+            client.send(*(c.unsubscribe(i) for i, c in enumerate(channels)))
+            await asyncio.to_thread(client.take, len(channels))
+        (circuit,) = context.circuits
+        assert not circuit.subscriptions and not context.subscriptions
+        await still_serving(context, port, await asyncio.to_thread(watch, port, "TEST:PV"))
+        client.sock.close()
+
+
 async def test_a_channel_of_a_bad_filter_is_refused_as_epics_base_refuses_it(
     caplog: pytest.LogCaptureFixture, no_task_leaks: None
 ) -> None:
