@@ -4,7 +4,7 @@ Such a write ended "unconfirmed: the iCS may still apply it", and the link it we
 was reset. From the next resync on, for `WATCH` seconds, every value the iCS reports of
 the item is compared with the one written: a match is logged as applied late and counted;
 a write whose value never shows is logged as not applied. A later write of the same item
-ends the watch, so a value written again is not taken for a late one.
+that the iCS confirms ends the watch; one that never went out (the link down) does not.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ class LateWatch:
         self._watched[write.key] = (write, math.inf)
 
     def forget(self, key: ItemKey) -> None:
-        """A new write of the item: its value is no longer told from an earlier one's."""
+        """The iCS confirmed a newer write of the item: stop watching for an older one."""
         self._watched.pop(key, None)
 
     def _resynced(self, state: LinkState) -> None:

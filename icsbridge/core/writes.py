@@ -110,7 +110,6 @@ class Writer:
             raise
         before = self.client.cache.get(key)
         old = None if before is None else before.value
-        self.unconfirmed.forget(key)
         try:
             confirmed = await self.client.set_item(key, typed, timeout=self.timeout)
         except WriteUnconfirmed as exc:
@@ -122,6 +121,7 @@ class Writer:
                 "write %s by %s via %s: %r -> %r failed: %s", name, who, via, old, typed, exc
             )
             raise
+        self.unconfirmed.forget(key)  # the iCS holds a newer value now
         log.info(
             "write %s by %s via %s: %r -> %r confirmed %r", name, who, via, old, typed, confirmed
         )
