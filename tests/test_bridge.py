@@ -368,8 +368,8 @@ def test_a_user_name_cannot_forge_a_line_of_the_write_log(
 ) -> None:
     forged = "eve\n2026-12-04 10:00:00,000 INFO icsbridge.core.writes: write forged confirmed"
     monkeypatch.setenv("LOGNAME", forged)  # the CA client name caproto's client sends
-    ca_write("ISEG:5230102:0:2:3:VoltageSet", [17.5], notify=True, timeout=10, repeater=False)
-    line = bridge.wait_for_log(r"write .*0:2:3:VoltageSet .* by eve").string
+    ca_write("ISEG:5230102:0:2:10:VoltageSet", [17.5], notify=True, timeout=10, repeater=False)
+    line = bridge.wait_for_log(r"write .*0:2:10:VoltageSet .* by eve").string
     assert "eve\\n2026-12-04 10:00:00,000 INFO" in line and line.endswith("confirmed 17.5\n")
     assert not any(entry.startswith("2026-12-04 10:00:00,000") for entry in bridge.log)
 
@@ -377,7 +377,7 @@ def test_a_user_name_cannot_forge_a_line_of_the_write_log(
 def test_refused_puts_leave_one_log_line_each_and_no_traceback(bridge: BridgeProcess) -> None:
     before = len(bridge.log)
     with CaContext() as context:
-        (pv,) = context.get_pvs("ISEG:5230102:0:2:3:Control:setEmergency")
+        (pv,) = context.get_pvs("ISEG:5230102:0:2:10:Control:setEmergency")
         pv.wait_for_connection(timeout=10)
         for _ in range(200):
             pv.write([float("nan")], data_type=ChannelType.DOUBLE, wait=False)

@@ -261,8 +261,8 @@ def test_puts_of_any_type_are_checked_as_the_items_own(
     sim: SimThread, bridge: BridgeProcess, name: str, value: object, ftype: int, reason: str
 ) -> None:
     before = sim.set_items()
-    assert put_status(f"{P}0:2:3:{name}", value, ftype=ftype) != ECA_NORMAL
-    bridge.wait_for_log(rf"0:2:3:{name} .* refused: .*{reason}")
+    assert put_status(f"{P}0:2:8:{name}", value, ftype=ftype) != ECA_NORMAL
+    bridge.wait_for_log(rf"0:2:8:{name} .* refused: .*{reason}")
     assert sim.set_items() == before
 
 
@@ -282,7 +282,7 @@ def test_puts_of_any_type_are_checked_as_the_items_own(
 def test_puts_of_any_type_that_fit_go_out_in_the_items_own_form(
     sim: SimThread, bridge: BridgeProcess, name: str, value: object, ftype: int, sent: str
 ) -> None:
-    assert put_status(f"{P}0:2:4:{name}", value, ftype=ftype) == ECA_NORMAL
+    assert put_status(f"{P}0:2:9:{name}", value, ftype=ftype) == ECA_NORMAL
     assert sim.set_items()[-1].value == sent
 
 
