@@ -20,6 +20,7 @@ from caproto import ChannelData
 from caproto.server.stats import StatusHelper
 
 from icsbridge.core.rate import UpdateRate
+from icsbridge.core.supervise import keep_running
 from icsbridge.core.writes import Writer, WriteRefused
 from icsbridge.ics.cache import Update, newest
 from icsbridge.ics.client import IcsClient, IcsError, LinkState
@@ -127,17 +128,6 @@ class CaServer:
         self._link_changed = True
         self._wake.set()
 
-    async def _publish_always(self) -> None:
-        """Run the publisher; should it ever fail, say so loudly and start it again, with
-        every PV's state published anew."""
-        while True:
-            try:
-                await self._publish()
-            except Exception:
-                log.exception("the Channel Access publisher failed; restarting it")
-                self._link_changed = True
-                self._wake.set()
-
     async def _publish(self) -> None:
         """The one publisher: apply pending updates and link changes, notify subscribers."""
         while True:
@@ -221,7 +211,15 @@ class CaServer:
                 sys.stdout.flush()
 
         tasks = [
-            asyncio.create_task(self._publish_always(), name="ca-publish"),
+            asyncio.create_task(
+                keep_running(
+                    self._publish,
+                    "Channel Access publisher",
+                    lambda: self._link(self.client.state),
+                    log,
+                ),
+                name="ca-publish",
+            ),
             asyncio.create_task(self._health_loop(), name="ca-health"),
         ]
         try:

@@ -25,6 +25,7 @@ from asyncua.server.subscription_service import SubscriptionService
 
 from icsbridge.core.faces import ItemWriter, Link
 from icsbridge.core.freezer import Freezer
+from icsbridge.core.supervise import keep_running
 from icsbridge.core.writes import AccessRefused, RangeRefused, TypeRefused, subject
 from icsbridge.ics.cache import Update, newest
 from icsbridge.ics.client import LinkDown, LinkState, WriteRejected, WriteUnconfirmed
@@ -46,9 +47,6 @@ YIELD_EVERY = 500
 """Variables published before the publisher lets other tasks run."""
 COALESCE_ABOVE = 50_000
 """Updates waiting beyond which the publisher keeps only the newest value of each item."""
-RESTART_PAUSES = (0.1, 60.0)
-"""Seconds before a failed publisher starts over: the first, doubling while it keeps
-failing, and the longest (also the run after which a failure counts as the first again)."""
 
 Status = ua.StatusCodes
 REFUSALS: tuple[tuple[type[Exception], int], ...] = (
@@ -142,24 +140,6 @@ class UaServer:
         if self.client.silent:
             return ua.StatusCode(Status.UncertainLastUsableValue)
         return ua.StatusCode(Status.Good)
-
-    async def _publishing(self) -> None:
-        """Run the publisher; should it ever fail, say so with the traceback and start it
-        over after a pause (`RESTART_PAUSES`), republishing every value."""
-        loop = asyncio.get_running_loop()
-        first, longest = RESTART_PAUSES
-        pause = 0.0
-        while True:
-            started = loop.time()
-            try:
-                await self._publish()
-            except Exception:
-                log.exception("the OPC UA publisher failed; it starts over, with every value")
-            calm = loop.time() - started > longest
-            pause = first if calm or not pause else min(2 * pause, longest)
-            await asyncio.sleep(pause)
-            self._link_changed = True
-            self._wake.set()
 
     async def _publish(self) -> None:
         """The one publisher: new values, and the link's quality on every variable."""
@@ -300,7 +280,10 @@ class UaServer:
         stop_updates = self.client.cache.subscribe(self._take)
         stop_states = self.client.on_state(self._link)
         self._wake.set()
-        publisher = asyncio.create_task(self._publishing(), name="opcua-publish")
+        publishing = keep_running(
+            self._publish, "OPC UA publisher", lambda: self._link(self.client.state), log
+        )
+        publisher = asyncio.create_task(publishing, name="opcua-publish")
         try:
             async with self.server:
                 log.info(
