@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable
 
@@ -28,17 +29,15 @@ INT_MIN, INT_MAX = -(1 << 31), (1 << 31) - 1
 """What an iCS int item holds, and what CA's LONG and OPC UA's Int32 carry."""
 
 
-def _as_int(text: str) -> int:
-    try:
-        number = int(text)
-    except ValueError:
-        real = float(text)
-        if not real.is_integer():
-            raise
-        number = int(real)
+def int32(number: int) -> int:
+    """The number, if an iCS int item can hold it."""
     if not INT_MIN <= number <= INT_MAX:
-        raise ValueError(f"{text!r:.40} is beyond 32 bits")
+        raise ValueError("beyond 32 bits")
     return number
+
+
+def _as_int(text: str) -> int:
+    return int32(integral(parse_number(text)))
 
 
 def parse_number(text: str) -> int | float:
@@ -77,7 +76,7 @@ def decoder(type_: ValueType | None, unit: str) -> tuple[Decoder, str]:
     if type_ is ValueType.INT:
         if known is None or known.scale == 1:
             return _as_int, base
-        return (lambda text: _as_int(str(round(known.to_base(float(text)))))), base
+        return (lambda text: int32(round(known.to_base(float(text))))), base
     if type_ is ValueType.TEXT or (type_ is None and known is None):
         return str, base
     if known is None or known.scale == 1:
@@ -105,11 +104,9 @@ def coerce(type_: ValueType, value: object) -> Value:
             if number and math.isfinite(value):  # type: ignore[arg-type]
                 return float(value)  # type: ignore[arg-type]
         case ValueType.INT:
-            whole = value if isinstance(value, int) and not isinstance(value, bool) else None
-            if isinstance(value, float) and value.is_integer():  # never NaN nor infinite
-                whole = int(value)
-            if whole is not None and INT_MIN <= whole <= INT_MAX:
-                return whole
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                with contextlib.suppress(ValueError):
+                    return int32(integral(value))
         case ValueType.BOOL:
             if isinstance(value, bool) or (isinstance(value, int | float) and value in (0, 1)):
                 return bool(value)
