@@ -101,6 +101,10 @@ class WriteUnconfirmed(IcsError):
     """A write went out but was never confirmed: the iCS may still apply it."""
 
 
+UNCONFIRMED = "unconfirmed: the iCS may still apply it"
+"""How every write that went out without a confirmation ends, followed by why."""
+
+
 class WriteTimeout(WriteUnconfirmed):
     """The iCS did not confirm a write in time; the link it went out on is reset."""
 
@@ -355,8 +359,7 @@ class IcsClient:
             return
         down = LinkDown(f"iCS link {self.url} lost before the iCS answered")
         unconfirmed = WriteUnconfirmed(
-            f"unconfirmed: the iCS may still apply it (the link to {self.url} was lost "
-            "before the iCS confirmed it)"
+            f"{UNCONFIRMED} (the link to {self.url} was lost before it confirmed)"
         )
         for waiter in (
             *conn.responses,
@@ -585,13 +588,12 @@ class IcsClient:
         except TimeoutError:
             reset(conn.ws)
             raise WriteTimeout(
-                f"unconfirmed: the iCS may still apply it (no confirmation within {limit:g} s; "
-                "the link is reset, so frames still queued on it are dropped)"
+                f"{UNCONFIRMED} (no confirmation within {limit:g} s; the link is reset, so "
+                "what it has not sent yet never goes out)"
             ) from None
         except ConnectionClosed:
             raise WriteUnconfirmed(
-                f"unconfirmed: the iCS may still apply it (the link to {self.url} closed "
-                "while it was sent)"
+                f"{UNCONFIRMED} (the link to {self.url} closed while it was sent)"
             ) from None
         finally:
             pending = self._writes[key]
