@@ -95,7 +95,7 @@ class Cache(Latest):
         super().__init__()
         self._catalog = items or catalog()
         self._decoders: dict[tuple[str, str], tuple[Decoder, str]] = {}
-        self._admitted: dict[tuple[object, ...], ItemKey] | None = None
+        self._admitted: dict[ItemKey, ItemKey] | None = None
         self.dropped = Throttle(log)
         self.restamped = Throttle(log)
         self.strangers = Throttle(log)
@@ -111,7 +111,7 @@ class Cache(Latest):
 
     def admit(self, keys: Iterable[ItemKey]) -> None:
         """Keep only these items from now on (the mapping's); forget any other."""
-        self._admitted = {tuple(key): key for key in keys}
+        self._admitted = {key: key for key in keys}  # a plain tuple finds its key
         for key in [key for key in self._entries if key not in self._admitted]:
             del self._entries[key]
 
@@ -131,7 +131,7 @@ class Cache(Latest):
             elif admitted is None:
                 key = ItemKey.interned(path[0], path[1], path[2], item)
             else:
-                key = admitted.get((path[0], path[1], path[2], item))
+                key = admitted.get((path[0], path[1], path[2], item))  # type: ignore[call-overload]
                 if key is None:
                     self.strangers("left out records of items not served, such as %s", path)
                     continue
