@@ -59,6 +59,8 @@ class LateWatch:
         self.late = 0
         """Of those, writes whose value the iCS reported after the link's reset."""
         self._watched: dict[ItemKey, tuple[Unconfirmed, float]] = {}
+        self._first_due = math.inf
+        """The earliest end of a watch: until then no batch looks for ended ones."""
         client.on_state(self._resynced)
         client.cache.subscribe(self._take)
 
@@ -84,6 +86,7 @@ class LateWatch:
             if now is not None and self._applied(write, now.value):
                 continue
             self._watched[key] = (write, until)
+        self._first_due = min(self._first_due, until)
 
     def _take(self, updates: Sequence[Update]) -> None:
         watched = self._watched
@@ -94,9 +97,12 @@ class LateWatch:
             if found is not None:
                 self._applied(found[0], update.value)
         now = self.clock()
+        if now < self._first_due:
+            return
         for write, _ in [found for found in watched.values() if found[1] < now]:
             del watched[write.key]
             self._settle(write, f"not applied within {WATCH:g} s of the resync")
+        self._first_due = min((until for _, until in watched.values()), default=math.inf)
 
     def _applied(self, write: Unconfirmed, reported: Value) -> bool:
         """Log and count the write as applied late if the iCS reports its value."""
