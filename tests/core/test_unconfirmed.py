@@ -36,4 +36,3 @@ async def test_a_late_application_is_told_though_a_later_write_found_the_link_do
         await eventually(lambda: writer.unconfirmed.late == 1)
         assert writer.unconfirmed.count == 1
         assert "21.0, reported unconfirmed, applied late: the iCS reports 21.0" in caplog.text
-
